@@ -1,0 +1,370 @@
+// Package agent owns the agent loop: model → tools → model …, producing typed stream events.
+// It also holds the model side: the OpenAI-compatible Model, the offline demo model, output
+// formats and the price table.
+//
+// agent imports stream and libraries only. It never imports tools or db: it declares the two
+// small interfaces it consumes (Model, Toolbox) and the server hands it concrete values.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentgate/agentgate/stream"
+)
+
+// Spec is everything one run needs. The server builds it from the endpoint.
+type Spec struct {
+	RunID        string
+	Model        Model
+	ModelName    string
+	SystemPrompt string
+	Input        string
+	MaxTokens    int
+	Temperature  float64
+	Format       *Format // nil: text
+	Tools        Toolbox // nil: no tools
+	MaxToolCalls int     // tool executions allowed in the run (≥ 1)
+	// Cost prices one model call in micro-cents; nil costs nothing.
+	Cost func(tokensIn, tokensOut int64) int64
+	// ToolResultLimit bounds a tool result sent to the model and kept in the log (bytes).
+	ToolResultLimit int
+}
+
+// Emit receives the run's events in order, from the goroutine that called Run. It must not
+// block for long (the server's hub never blocks on subscribers).
+type Emit func(stream.Event)
+
+// Status values of a finished run (SPEC §7).
+const (
+	StatusSuccess   = "success"
+	StatusError     = "error"
+	StatusTimeout   = "timeout"
+	StatusCancelled = "cancelled"
+)
+
+// Outcome is what a run produced, for the run log and billing. Answer is set on success, Err
+// otherwise; usage fields are filled either way with what was spent.
+type Outcome struct {
+	Status         string
+	Answer         *stream.Answer
+	Err            *stream.Error
+	Output         string
+	ToolCalls      []stream.ToolCallRecord
+	TokensInput    int64
+	TokensOutput   int64
+	CostMicroCents int64
+	Iterations     int
+	TTFT           time.Duration // zero when no token arrived
+	Latency        time.Duration
+}
+
+// DefaultToolResultLimit bounds what one tool result may put into the prompt.
+const DefaultToolResultLimit = 64 << 10
+
+// Run executes the loop and emits thinking/token/tool/usage events and exactly one terminal
+// event (done or error), then returns. ctx bounds the run: its cause decides how a cancelled
+// run ends — a *stream.Error cause (e.g. TIMEOUT, UNAVAILABLE) is reported as that error, any
+// other cause as cancelled.
+func Run(ctx context.Context, spec Spec, emit Emit) Outcome {
+	r := &run{spec: spec, emit: emit, start: time.Now()}
+	if r.spec.ToolResultLimit <= 0 {
+		r.spec.ToolResultLimit = DefaultToolResultLimit
+	}
+	if r.spec.Format == nil {
+		r.spec.Format = &Format{Kind: OutputText}
+	}
+	err := r.loop(ctx)
+	return r.finish(ctx, err)
+}
+
+type run struct {
+	spec  Spec
+	emit  Emit
+	start time.Time
+
+	output     strings.Builder // text since the last reset (a JSON corrective retry resets it)
+	lastTurn   string          // text of the latest model call
+	parsed     json.RawMessage
+	toolCalls  []stream.ToolCallRecord
+	tokensIn   int64
+	tokensOut  int64
+	cost       int64
+	iterations int
+	ttft       time.Duration
+}
+
+func (r *run) thinking(status, msg string, iteration int) {
+	r.emit(stream.Event{Type: stream.TypeThinking, Thinking: &stream.Thinking{Status: status, Message: msg, Iteration: iteration}})
+}
+
+func (r *run) loop(ctx context.Context) error {
+	r.thinking(stream.StatusStarting, "Starting run", 0)
+
+	var tools []ToolSpec
+	if r.spec.Tools != nil {
+		r.thinking(stream.StatusLoadingTools, "Loading tools", 0)
+		list, warnings, err := r.spec.Tools.List(ctx)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		msg := fmt.Sprintf("%d tools loaded", len(list))
+		if err != nil {
+			warnings = append(warnings, "tools unavailable: "+err.Error())
+			list = nil
+			msg = "0 tools loaded"
+		}
+		if len(warnings) > 0 {
+			msg += "; " + strings.Join(warnings, "; ")
+		}
+		tools = list
+		r.thinking(stream.StatusToolsLoaded, msg, 0)
+	}
+
+	msgs := []Message{
+		{Role: RoleSystem, Content: r.spec.SystemPrompt + r.spec.Format.Instruction()},
+		{Role: RoleUser, Content: r.spec.Input},
+	}
+	spent := 0
+	retried := false
+	for {
+		offer := tools
+		if spent >= r.spec.MaxToolCalls {
+			offer = nil // budget spent: one last call without tools, so the caller still gets an answer
+		}
+		resp, err := r.call(ctx, msgs, offer)
+		if err != nil {
+			return err
+		}
+		if len(resp.ToolCalls) > 0 && len(offer) > 0 {
+			msgs = append(msgs, Message{Role: RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
+			results := r.runTools(ctx, resp.ToolCalls, r.spec.MaxToolCalls-spent)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			for i, tc := range resp.ToolCalls {
+				msgs = append(msgs, Message{Role: RoleTool, ToolCallID: tc.ID, Content: results[i]})
+			}
+			spent += min(len(resp.ToolCalls), r.spec.MaxToolCalls-spent)
+			continue
+		}
+		if r.spec.Format.Kind != OutputJSON {
+			return nil
+		}
+		parsed, perr := r.spec.Format.Parse(r.lastTurn)
+		if perr == nil {
+			r.parsed = parsed
+			r.output.Reset()
+			r.output.WriteString(r.lastTurn)
+			return nil
+		}
+		if retried {
+			return stream.Errorf(stream.CodeValidation, "%s", perr.Error())
+		}
+		retried = true
+		r.thinking(stream.StatusLLMCall, "Retrying: "+perr.Error(), r.iterations+1)
+		r.output.Reset()
+		msgs = append(msgs,
+			Message{Role: RoleAssistant, Content: resp.Content},
+			Message{Role: RoleUser, Content: "Your previous answer was rejected: " + perr.Error() +
+				". Answer again with valid JSON only, no prose and no code fences."})
+		tools = nil // the correction is about format, not facts
+	}
+}
+
+// call makes one model call (one iteration), streaming its text as token events.
+func (r *run) call(ctx context.Context, msgs []Message, tools []ToolSpec) (Response, error) {
+	r.iterations++
+	it := r.iterations
+	r.thinking(stream.StatusLLMCall, fmt.Sprintf("Calling model %s", r.spec.ModelName), it)
+	var turn strings.Builder
+	resp, err := r.spec.Model.Complete(ctx, Request{
+		Model:       r.spec.ModelName,
+		Messages:    msgs,
+		Tools:       tools,
+		MaxTokens:   r.spec.MaxTokens,
+		Temperature: r.spec.Temperature,
+		Format:      r.spec.Format.ResponseFormat(),
+		Schema:      r.spec.Format.SchemaRaw,
+	}, func(delta string) {
+		if delta == "" {
+			return
+		}
+		if r.ttft == 0 {
+			r.ttft = time.Since(r.start)
+		}
+		turn.WriteString(delta)
+		r.output.WriteString(delta)
+		r.emit(stream.Event{Type: stream.TypeToken, Token: &stream.Token{Iteration: it, Delta: delta}})
+	})
+	r.lastTurn = turn.String()
+	// Usage is counted even for a failed call: what was spent is billed and logged.
+	var cost int64
+	if r.spec.Cost != nil {
+		cost = r.spec.Cost(resp.TokensInput, resp.TokensOutput)
+	}
+	r.tokensIn += resp.TokensInput
+	r.tokensOut += resp.TokensOutput
+	r.cost += cost
+	if err == nil || resp.TokensInput+resp.TokensOutput > 0 {
+		r.emit(stream.Event{Type: stream.TypeUsage, Usage: &stream.Usage{
+			Iteration: it, TokensInput: resp.TokensInput, TokensOutput: resp.TokensOutput, CostCents: MicroToCents(cost),
+		}})
+	}
+	return resp, err
+}
+
+type toolDone struct {
+	i       int
+	rec     stream.ToolCallRecord
+	id      string
+	forLLM  string
+	latency time.Duration
+}
+
+// runTools executes one turn's tool calls concurrently. Calls past the budget are answered
+// with an error result without running. It returns the text for the model, by call index.
+func (r *run) runTools(ctx context.Context, calls []ToolCall, budget int) []string {
+	it := r.iterations
+	results := make([]string, len(calls))
+	ch := make(chan toolDone, len(calls)) // buffered: workers never block, even if we stop reading
+	var wg sync.WaitGroup
+	for i, tc := range calls {
+		args := json.RawMessage(tc.Arguments)
+		if !json.Valid(args) {
+			args = json.RawMessage(`{}`)
+		}
+		if i >= budget {
+			results[i] = "Error: tool call limit (max_tool_calls) reached; answer with what you have."
+			continue
+		}
+		r.emit(stream.Event{Type: stream.TypeToolCall, ToolCall: &stream.ToolCall{Iteration: it, ID: tc.ID, Tool: tc.Name, Arguments: args}})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch <- r.runTool(ctx, i, tc, args)
+		}()
+	}
+	go func() { wg.Wait(); close(ch) }()
+	// Every worker derives from ctx and returns promptly when it ends, so draining ch is bounded.
+	for d := range ch {
+		results[d.i] = d.forLLM
+		r.toolCalls = append(r.toolCalls, d.rec)
+		res := d.rec.Result
+		if len(res) > stream.ResultLimit {
+			res = truncateUTF8(res, stream.ResultLimit) + "…[truncated]"
+		}
+		r.emit(stream.Event{Type: stream.TypeToolResult, ToolResult: &stream.ToolResult{
+			Iteration: it, ID: d.id, Tool: d.rec.Name, Success: d.rec.Success, LatencyMs: d.latency.Milliseconds(), Result: res,
+		}})
+	}
+	return results
+}
+
+func (r *run) runTool(ctx context.Context, i int, tc ToolCall, args json.RawMessage) toolDone {
+	start := time.Now()
+	var text string
+	ok := false
+	if !json.Valid([]byte(tc.Arguments)) && strings.TrimSpace(tc.Arguments) != "" {
+		text = "Error: the tool arguments are not valid JSON"
+	} else {
+		res, err := r.spec.Tools.Call(ctx, tc.Name, args)
+		switch {
+		case err != nil:
+			text = "Error: " + err.Error()
+		case res.IsError:
+			text = res.Text
+			if !strings.HasPrefix(text, "Error") {
+				text = "Error: " + text
+			}
+		default:
+			text, ok = res.Text, true
+		}
+	}
+	if len(text) > r.spec.ToolResultLimit {
+		text = truncateUTF8(text, r.spec.ToolResultLimit) + fmt.Sprintf("\n[truncated: %d bytes omitted]", len(text)-r.spec.ToolResultLimit)
+	}
+	lat := time.Since(start)
+	return toolDone{i: i, id: tc.ID, forLLM: text, latency: lat, rec: stream.ToolCallRecord{
+		Name: tc.Name, Arguments: args, Result: text, LatencyMs: lat.Milliseconds(), Success: ok,
+	}}
+}
+
+// finish turns the loop's end into the terminal event and the Outcome.
+func (r *run) finish(ctx context.Context, err error) Outcome {
+	o := Outcome{
+		Output: r.output.String(), ToolCalls: r.toolCalls, TokensInput: r.tokensIn, TokensOutput: r.tokensOut,
+		CostMicroCents: r.cost, Iterations: r.iterations, TTFT: r.ttft, Latency: time.Since(r.start),
+	}
+	if o.ToolCalls == nil {
+		o.ToolCalls = []stream.ToolCallRecord{}
+	}
+	if err == nil && ctx.Err() == nil {
+		o.Status = StatusSuccess
+		o.Answer = &stream.Answer{
+			RunID: r.spec.RunID, Output: o.Output, OutputParsed: r.parsed, ToolCalls: o.ToolCalls,
+			Usage: stream.RunUsage{
+				TokensInput: o.TokensInput, TokensOutput: o.TokensOutput, CostCents: MicroToCents(o.CostMicroCents),
+				LatencyMs: o.Latency.Milliseconds(), Iterations: o.Iterations,
+			},
+		}
+		r.emit(stream.Event{Type: stream.TypeDone, Done: o.Answer})
+		return o
+	}
+	o.Status, o.Err = classify(ctx, err)
+	o.Err.RunID = r.spec.RunID
+	r.emit(stream.Event{Type: stream.TypeError, Error: o.Err})
+	return o
+}
+
+// classify maps the loop's error (or the context's cause) to a run status and a safe error.
+func classify(ctx context.Context, err error) (string, *stream.Error) {
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		var se *stream.Error
+		if errors.As(cause, &se) {
+			e := *se
+			if e.Code == stream.CodeTimeout {
+				return StatusTimeout, &e
+			}
+			return StatusCancelled, &e
+		}
+		if errors.Is(cause, context.DeadlineExceeded) {
+			return StatusTimeout, stream.Errorf(stream.CodeTimeout, "run timed out")
+		}
+		return StatusCancelled, stream.Errorf(stream.CodeUnavailable, "run cancelled: %v", cause)
+	}
+	var se *stream.Error
+	if errors.As(err, &se) {
+		e := *se
+		return StatusError, &e
+	}
+	return StatusError, stream.Errorf(stream.CodeInternal, "internal error")
+}
+
+// MicroToCents converts micro-cents to cents rounded to 4 decimals (the API's precision).
+func MicroToCents(micro int64) float64 {
+	// 1 cent = 1e6 micro-cents; 4 decimals of a cent = 100 micro-cents.
+	q := micro / 100
+	if rem := micro % 100; rem >= 50 {
+		q++
+	} else if rem <= -50 {
+		q--
+	}
+	return float64(q) / 1e4
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,535 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/param"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/agentgate/agentgate/stream"
+)
+
+// Provider is one OpenAI-compatible model provider as the operator configured it.
+type Provider struct {
+	Name    string
+	BaseURL string // chat-completions base URL (…/v1); empty for custom
+	APIKey  string // the operator's key; empty when not configured
+	KeyEnv  string // the environment variable that holds the key, named in errors
+}
+
+// Provider names (SPEC §4 llm_provider). ProviderDemo is the built-in offline model.
+const (
+	ProviderOpenAI    = "openai"
+	ProviderAnthropic = "anthropic"
+	ProviderGemini    = "gemini"
+	ProviderGroq      = "groq"
+	ProviderCustom    = "custom"
+	ProviderDemo      = "demo"
+)
+
+// DefaultProviders returns the providers with their public OpenAI-compatible base URLs and
+// no keys.
+func DefaultProviders() map[string]Provider {
+	return map[string]Provider{
+		ProviderOpenAI:    {Name: ProviderOpenAI, BaseURL: "https://api.openai.com/v1", KeyEnv: "OPENAI_API_KEY"},
+		ProviderAnthropic: {Name: ProviderAnthropic, BaseURL: "https://api.anthropic.com/v1/", KeyEnv: "ANTHROPIC_API_KEY"},
+		ProviderGemini:    {Name: ProviderGemini, BaseURL: "https://generativelanguage.googleapis.com/v1beta/openai/", KeyEnv: "GEMINI_API_KEY"},
+		ProviderGroq:      {Name: ProviderGroq, BaseURL: "https://api.groq.com/openai/v1", KeyEnv: "GROQ_API_KEY"},
+		ProviderCustom:    {Name: ProviderCustom, KeyEnv: "CUSTOM_API_KEY"},
+	}
+}
+
+// BaseURLEnv returns the environment variable that overrides p's base URL
+// (OPENAI_API_KEY → OPENAI_BASE_URL).
+func (p Provider) BaseURLEnv() string {
+	if p.KeyEnv == "" {
+		return ""
+	}
+	return strings.TrimSuffix(p.KeyEnv, "_API_KEY") + "_BASE_URL"
+}
+
+// ProvidersFromEnv returns DefaultProviders with each provider's <NAME>_API_KEY and
+// <NAME>_BASE_URL variables, when set, layered over the defaults.
+func ProvidersFromEnv(getenv func(string) string) map[string]Provider {
+	ps := DefaultProviders()
+	for name, p := range ps {
+		if v := strings.TrimSpace(getenv(p.KeyEnv)); v != "" {
+			p.APIKey = v
+		}
+		if v := strings.TrimSpace(getenv(p.BaseURLEnv())); v != "" {
+			p.BaseURL = v
+		}
+		ps[name] = p
+	}
+	return ps
+}
+
+// ModelOptions configures Models.
+type ModelOptions struct {
+	// HTTPClient carries every provider request; nil uses a shared client whose transport
+	// keeps many idle connections per host (thousands of concurrent runs to one upstream).
+	HTTPClient *http.Client
+	// MaxRetries is how often a 408/409/429/5xx or connection failure is retried before the
+	// stream starts: 0 means the default 2, negative means never.
+	MaxRetries int
+	// MaxRetryDelay bounds one wait between retries (default 10s); an upstream that asks
+	// for a longer wait (Retry-After) gets no retry and its error is returned.
+	MaxRetryDelay time.Duration
+	// DemoPace is the demo model's wait between words.
+	DemoPace time.Duration
+}
+
+// Models hands out Model values for endpoints. Safe for concurrent use.
+type Models struct {
+	providers  map[string]Provider
+	httpClient *http.Client
+	retries    int
+	retryDelay time.Duration
+	demo       Model
+
+	mu    sync.Mutex
+	cache map[clientKey]*openAIModel
+}
+
+type clientKey struct{ baseURL, apiKey string }
+
+// maxCachedClients bounds the per-(base URL, key) cache; when full it starts over. The
+// connections live in the shared transport, so a dropped entry costs only its options.
+const maxCachedClients = 1024
+
+// NewModels returns Models over providers (see ProvidersFromEnv).
+func NewModels(providers map[string]Provider, opts ModelOptions) *Models {
+	m := &Models{
+		providers:  providers,
+		httpClient: opts.HTTPClient,
+		retries:    opts.MaxRetries,
+		retryDelay: opts.MaxRetryDelay,
+		demo:       NewDemoModel(opts.DemoPace),
+		cache:      make(map[clientKey]*openAIModel),
+	}
+	if m.httpClient == nil {
+		m.httpClient = NewHTTPClient()
+	}
+	switch {
+	case m.retries == 0:
+		m.retries = 2
+	case m.retries < 0:
+		m.retries = 0
+	}
+	if m.retryDelay <= 0 {
+		m.retryDelay = 10 * time.Second
+	}
+	return m
+}
+
+// NewHTTPClient returns the client used for providers by default: no overall timeout (runs
+// are bounded by their context) and a transport that keeps up to 4096 idle connections per
+// upstream host.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 0 // no global limit; the per-host limit bounds it
+	t.MaxIdleConnsPerHost = 4096
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 5 * time.Minute
+	return &http.Client{Transport: t}
+}
+
+// For returns the model for an endpoint's provider. baseURL and apiKey, when not empty,
+// are the endpoint's own and win over the provider's. Errors are *stream.Error:
+// VALIDATION_ERROR for an unknown provider, LLM_ERROR for a provider with no key (custom
+// needs none) or no usable base URL.
+func (m *Models) For(provider, baseURL, apiKey string) (Model, error) {
+	if provider == ProviderDemo {
+		return m.demo, nil
+	}
+	p, ok := m.providers[provider]
+	if !ok {
+		return nil, stream.Errorf(stream.CodeValidation, "unknown llm_provider %q", provider)
+	}
+	if baseURL == "" {
+		baseURL = p.BaseURL
+	}
+	if apiKey == "" {
+		apiKey = p.APIKey
+	}
+	if baseURL == "" {
+		return nil, stream.Errorf(stream.CodeLLM, "provider %s has no base URL: set %s or the endpoint's llm_base_url", provider, p.BaseURLEnv())
+	}
+	if u, err := url.Parse(baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, stream.Errorf(stream.CodeLLM, "provider %s has an invalid base URL (want http:// or https://)", provider)
+	}
+	if apiKey == "" && provider != ProviderCustom {
+		return nil, stream.Errorf(stream.CodeLLM, "provider %s has no API key: set %s or the endpoint's llm_api_key", provider, p.KeyEnv)
+	}
+
+	key := clientKey{baseURL, apiKey}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.cache[key]; ok {
+		return c, nil
+	}
+	if len(m.cache) >= maxCachedClients {
+		clear(m.cache)
+	}
+	// A bare ChatCompletionService, not openai.NewClient: the client would read OPENAI_*
+	// variables and could send the OpenAI key to another provider.
+	c := &openAIModel{
+		apiKey: apiKey,
+		chat: openai.NewChatCompletionService(
+			option.WithBaseURL(baseURL),
+			option.WithAPIKey(apiKey),
+			option.WithHTTPClient(m.httpClient),
+			option.WithMaxRetries(m.retries),
+			option.WithMaxRetryDelay(m.retryDelay),
+		),
+	}
+	m.cache[key] = c
+	return c, nil
+}
+
+// openAIModel is a Model reached through an OpenAI-compatible chat-completions API.
+type openAIModel struct {
+	chat   openai.ChatCompletionService
+	apiKey string // only to redact it from upstream messages
+}
+
+var _ Model = (*openAIModel)(nil)
+
+// Complete streams one chat completion. See Model.
+//
+// Retries (429/5xx/connection errors) happen inside openai-go before the stream starts;
+// nothing is retried once the response has begun. When the provider sends no usage (the
+// stream broke, or it ignores include_usage), the usage is estimated: input ≈ prompt
+// characters / 4, output = content and tool-argument deltas received (about one token
+// each).
+func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(delta string)) (Response, error) {
+	if ctx.Err() != nil {
+		return Response{}, context.Cause(ctx)
+	}
+	s := m.chat.NewStreaming(ctx, buildParams(req))
+	defer s.Close()
+
+	var (
+		resp      Response
+		content   strings.Builder
+		calls     callAssembler
+		deltas    int64
+		usageSeen bool
+	)
+	for s.Next() {
+		chunk := s.Current()
+		if chunk.JSON.Usage.Valid() {
+			resp.TokensInput = chunk.Usage.PromptTokens
+			resp.TokensOutput = chunk.Usage.CompletionTokens
+			usageSeen = true
+		}
+		for i := range chunk.Choices {
+			ch := &chunk.Choices[i]
+			if ch.Index != 0 {
+				continue // n is never set, so only choice 0 exists
+			}
+			if d := ch.Delta.Content; d != "" {
+				content.WriteString(d)
+				deltas++
+				if onDelta != nil {
+					onDelta(d)
+				}
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				if calls.add(tc) {
+					deltas++
+				}
+			}
+			if ch.FinishReason != "" {
+				resp.FinishReason = ch.FinishReason
+			}
+		}
+	}
+	err := s.Err()
+	resp.Content = content.String()
+	resp.ToolCalls = calls.result()
+	if !usageSeen && (deltas > 0 || (err == nil && ctx.Err() == nil)) {
+		resp.TokensInput = estimateInputTokens(req)
+		resp.TokensOutput = deltas
+	}
+
+	if ctx.Err() != nil {
+		// Cancelled or timed out: the loop tells which from the cause.
+		return resp, context.Cause(ctx)
+	}
+	if err != nil {
+		return resp, m.upstreamError(err, deltas > 0)
+	}
+	if resp.FinishReason == "" {
+		return resp, stream.Errorf(stream.CodeLLM, "upstream stream ended before the answer was complete")
+	}
+	return resp, nil
+}
+
+// upstreamError maps an SDK or transport error to a caller-safe LLM_ERROR.
+func (m *openAIModel) upstreamError(err error, streamed bool) error {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		msg := apiErr.Message
+		if msg == "" {
+			msg = http.StatusText(apiErr.StatusCode)
+		}
+		return stream.Errorf(stream.CodeLLM, "upstream answered %d: %s", apiErr.StatusCode, m.safe(msg))
+	}
+	var sErr *ssestream.StreamError
+	if errors.As(err, &sErr) {
+		var body struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		msg := "error event"
+		if json.Unmarshal(sErr.Event.Data, &body) == nil && body.Error.Message != "" {
+			msg = body.Error.Message
+		}
+		return stream.Errorf(stream.CodeLLM, "upstream stream failed: %s", m.safe(msg))
+	}
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err // the URL adds nothing for the caller
+	}
+	var netErr net.Error
+	if !streamed && errors.As(err, &netErr) {
+		return stream.Errorf(stream.CodeLLM, "upstream unreachable: %s", m.safe(err.Error()))
+	}
+	var synErr *json.SyntaxError
+	if errors.As(err, &synErr) {
+		return stream.Errorf(stream.CodeLLM, "upstream sent an invalid stream chunk")
+	}
+	if streamed {
+		return stream.Errorf(stream.CodeLLM, "upstream stream broke: %s", m.safe(err.Error()))
+	}
+	return stream.Errorf(stream.CodeLLM, "upstream request failed: %s", m.safe(err.Error()))
+}
+
+// maxErrorText bounds the upstream text quoted in an error message.
+const maxErrorText = 300
+
+// safe makes upstream text fit for callers: the key redacted, one line, bounded.
+func (m *openAIModel) safe(s string) string {
+	if m.apiKey != "" {
+		s = strings.ReplaceAll(s, m.apiKey, "[redacted]")
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxErrorText {
+		cut := maxErrorText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// estimateInputTokens approximates a prompt's tokens (about 4 characters each, plus a few
+// per message) when the provider reported none.
+func estimateInputTokens(req Request) int64 {
+	var chars, msgs int64
+	for _, msg := range req.Messages {
+		msgs++
+		chars += int64(len(msg.Content))
+		for _, tc := range msg.ToolCalls {
+			chars += int64(len(tc.Name) + len(tc.Arguments))
+		}
+	}
+	for _, t := range req.Tools {
+		chars += int64(len(t.Name) + len(t.Description) + len(t.Parameters))
+	}
+	return (chars+3)/4 + 4*msgs
+}
+
+// callAssembler assembles streamed tool calls: id and name from the first chunk of each
+// index, arguments concatenated. A chunk that brings a new id for an index whose call is
+// already named starts a new call (some providers send every call at index 0).
+type callAssembler struct {
+	calls []*assembling
+	byIdx map[int64]*assembling
+}
+
+type assembling struct {
+	index int64
+	seq   int
+	call  ToolCall
+	args  strings.Builder
+}
+
+// add merges one delta; it reports whether the delta carried argument text.
+func (a *callAssembler) add(tc openai.ChatCompletionChunkChoiceDeltaToolCall) bool {
+	if a.byIdx == nil {
+		a.byIdx = make(map[int64]*assembling)
+	}
+	cur := a.byIdx[tc.Index]
+	if cur == nil || (tc.ID != "" && cur.call.ID != "" && tc.ID != cur.call.ID) {
+		cur = &assembling{index: tc.Index, seq: len(a.calls)}
+		a.calls = append(a.calls, cur)
+		a.byIdx[tc.Index] = cur
+	}
+	if cur.call.ID == "" {
+		cur.call.ID = tc.ID
+	}
+	if cur.call.Name == "" {
+		cur.call.Name = tc.Function.Name
+	}
+	cur.args.WriteString(tc.Function.Arguments)
+	return tc.Function.Arguments != ""
+}
+
+// result returns the calls ordered by index (then arrival); missing ids are generated.
+func (a *callAssembler) result() []ToolCall {
+	if len(a.calls) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(a.calls)
+	slices.SortStableFunc(sorted, func(x, y *assembling) int {
+		if x.index != y.index {
+			if x.index < y.index {
+				return -1
+			}
+			return 1
+		}
+		return x.seq - y.seq
+	})
+	out := make([]ToolCall, 0, len(sorted))
+	for i, c := range sorted {
+		tc := c.call
+		tc.Arguments = c.args.String()
+		if tc.ID == "" {
+			tc.ID = "call_" + strconv.Itoa(i+1)
+		}
+		out = append(out, tc)
+	}
+	return out
+}
+
+// buildParams maps a Request to the chat-completions parameters.
+func buildParams(req Request) openai.ChatCompletionNewParams {
+	p := openai.ChatCompletionNewParams{
+		Model:         shared.ChatModel(req.Model),
+		Messages:      make([]openai.ChatCompletionMessageParamUnion, 0, len(req.Messages)),
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+	}
+	for _, msg := range req.Messages {
+		p.Messages = append(p.Messages, messageParam(msg))
+	}
+	for _, t := range req.Tools {
+		fd := shared.FunctionDefinitionParam{Name: t.Name, Parameters: toolParameters(t.Parameters)}
+		if t.Description != "" {
+			fd.Description = openai.String(t.Description)
+		}
+		p.Tools = append(p.Tools, openai.ChatCompletionFunctionTool(fd))
+	}
+	// OpenAI's reasoning models refuse max_tokens and temperature; every other
+	// OpenAI-compatible server understands max_tokens (not all know max_completion_tokens).
+	reasoning := isReasoningModel(req.Model)
+	if req.MaxTokens > 0 {
+		if reasoning {
+			p.MaxCompletionTokens = openai.Int(int64(req.MaxTokens))
+		} else {
+			p.MaxTokens = openai.Int(int64(req.MaxTokens))
+		}
+	}
+	if !reasoning {
+		p.Temperature = openai.Float(req.Temperature)
+	}
+	switch req.Format {
+	case FormatJSONObject:
+		p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
+	case FormatJSONSchema:
+		if len(req.Schema) == 0 || !json.Valid(req.Schema) {
+			p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
+			break
+		}
+		p.ResponseFormat.OfJSONSchema = &shared.ResponseFormatJSONSchemaParam{
+			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
+				Name:   "output",
+				Strict: openai.Bool(false),
+				Schema: req.Schema,
+			},
+		}
+	}
+	return p
+}
+
+func messageParam(msg Message) openai.ChatCompletionMessageParamUnion {
+	switch msg.Role {
+	case RoleSystem:
+		return openai.SystemMessage(msg.Content)
+	case RoleAssistant:
+		var a openai.ChatCompletionAssistantMessageParam
+		if msg.Content != "" || len(msg.ToolCalls) == 0 {
+			a.Content.OfString = param.NewOpt(msg.Content)
+		}
+		for _, tc := range msg.ToolCalls {
+			args := tc.Arguments
+			if args == "" {
+				args = "{}"
+			}
+			a.ToolCalls = append(a.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{
+				OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
+					ID:       tc.ID,
+					Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: tc.Name, Arguments: args},
+				},
+			})
+		}
+		return openai.ChatCompletionMessageParamUnion{OfAssistant: &a}
+	case RoleTool:
+		return openai.ToolMessage(msg.Content, msg.ToolCallID)
+	default:
+		return openai.UserMessage(msg.Content)
+	}
+}
+
+// toolParameters decodes a tool's JSON Schema; a missing or unusable one becomes the empty
+// object schema, which every provider accepts.
+func toolParameters(raw json.RawMessage) shared.FunctionParameters {
+	var params map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &params); err != nil {
+			params = nil
+		}
+	}
+	if params == nil {
+		params = map[string]any{}
+	}
+	if _, ok := params["type"]; !ok {
+		params["type"] = "object"
+	}
+	if params["type"] == "object" {
+		if _, ok := params["properties"]; !ok {
+			params["properties"] = map[string]any{}
+		}
+	}
+	return params
+}
+
+// isReasoningModel reports OpenAI reasoning models (o1, o3, o4-mini, gpt-5 …), which take
+// max_completion_tokens and no temperature.
+func isReasoningModel(model string) bool {
+	model = strings.ToLower(model)
+	model = model[strings.LastIndexByte(model, '/')+1:]
+	for _, p := range []string{"o1", "o3", "o4", "gpt-5"} {
+		if rest, ok := strings.CutPrefix(model, p); ok && (rest == "" || rest[0] == '-') {
+			return !strings.HasPrefix(rest, "-chat")
+		}
+	}
+	return false
+}

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/agentgate/agentgate/db"
+)
+
+// runLog writes run records and stored events off the streaming path: one goroutine takes
+// everything queued and writes it in batches (one transaction per batch). Readers that must see
+// their own writes call sync first.
+type runLog struct {
+	store     *db.Store
+	log       *slog.Logger
+	ch        chan logItem
+	done      chan struct{}
+	retention time.Duration
+}
+
+type logItem struct {
+	run     *db.Run       // a copy; upserted
+	events  []db.RunEvent // appended (async runs' replay log)
+	barrier chan struct{} // closed once everything queued before it is written
+}
+
+// logQueue bounds what may wait for the writer. A full queue makes producers wait (back
+// pressure) rather than lose records.
+const logQueue = 8192
+
+// maxBatch bounds one write transaction.
+const maxBatch = 512
+
+func newRunLog(store *db.Store, log *slog.Logger, retention time.Duration) *runLog {
+	l := &runLog{store: store, log: log, ch: make(chan logItem, logQueue), done: make(chan struct{}), retention: retention}
+	go l.loop()
+	return l
+}
+
+// save queues a copy of r for writing.
+func (l *runLog) save(r *db.Run) {
+	c := *r
+	l.ch <- logItem{run: &c}
+}
+
+// events queues stored events for writing.
+func (l *runLog) events(evs []db.RunEvent) {
+	if len(evs) > 0 {
+		l.ch <- logItem{events: evs}
+	}
+}
+
+// sync waits until everything queued before the call is written, or ctx ends.
+func (l *runLog) sync(ctx context.Context) {
+	b := make(chan struct{})
+	select {
+	case l.ch <- logItem{barrier: b}:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-b:
+	case <-ctx.Done():
+	}
+}
+
+// close writes what is queued and stops the writer. Nothing may be queued after close.
+func (l *runLog) close(ctx context.Context) {
+	close(l.ch)
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	}
+}
+
+func (l *runLog) loop() {
+	defer close(l.done)
+	janitor := time.NewTicker(time.Hour)
+	defer janitor.Stop()
+	l.cleanup()
+	for {
+		select {
+		case it, ok := <-l.ch:
+			if !ok {
+				return
+			}
+			l.batch(it)
+		case <-janitor.C:
+			l.cleanup()
+		}
+	}
+}
+
+// batch writes first and whatever else is already queued, up to maxBatch items.
+func (l *runLog) batch(first logItem) {
+	var runs []*db.Run
+	var events []db.RunEvent
+	var barriers []chan struct{}
+	add := func(it logItem) {
+		if it.run != nil {
+			runs = append(runs, it.run)
+		}
+		events = append(events, it.events...)
+		if it.barrier != nil {
+			barriers = append(barriers, it.barrier)
+		}
+	}
+	add(first)
+	closed := false
+	for n := 1; n < maxBatch && !closed; n++ {
+		select {
+		case it, ok := <-l.ch:
+			if !ok {
+				closed = true
+				break
+			}
+			add(it)
+		default:
+			n = maxBatch
+		}
+	}
+	// Events first: a finished run's record must not be visible before its replay log.
+	if len(events) > 0 {
+		l.write("events", func(ctx context.Context) error { return l.store.AppendEvents(ctx, events) })
+	}
+	if len(runs) > 0 {
+		l.write("runs", func(ctx context.Context) error { return l.store.SaveRuns(ctx, dedupeRuns(runs)) })
+	}
+	for _, b := range barriers {
+		close(b)
+	}
+	if closed {
+		// Drain nothing more: the channel is closed and empty past this point.
+		return
+	}
+}
+
+// dedupeRuns keeps the last version of each run in a batch (start and finish often meet).
+func dedupeRuns(runs []*db.Run) []*db.Run {
+	if len(runs) < 2 {
+		return runs
+	}
+	idx := make(map[string]int, len(runs))
+	out := runs[:0]
+	for _, r := range runs {
+		if i, ok := idx[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		idx[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
+// write retries a failed write a few times: the run log must not lose records to a blip.
+func (l *runLog) write(what string, fn func(ctx context.Context) error) {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = fn(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(time.Duration(50<<attempt) * time.Millisecond) // back-off between retries of a failing database
+	}
+	l.log.Error("run log write failed", slog.String("what", what), slog.Any("err", err))
+}
+
+func (l *runLog) cleanup() {
+	if l.retention <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := l.store.DeleteEventsBefore(ctx, time.Now().Add(-l.retention))
+	if err != nil {
+		l.log.Warn("event retention cleanup failed", slog.Any("err", err))
+	} else if n > 0 {
+		l.log.Info("event retention cleanup", slog.Int64("deleted", n))
+	}
+}

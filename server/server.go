@@ -1,0 +1,197 @@
+// Package server is the HTTP face of agentgate: the Fiber app, its route table, auth, limits,
+// the run lifecycle (runner) and the SSE handlers. It is the hub of the dependency star: it
+// imports agent, tools, stream, db and web, and nothing imports it but main.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/db"
+	"github.com/agentgate/agentgate/stream"
+	"github.com/agentgate/agentgate/tools"
+)
+
+// Config is every server setting. main fills it from DefaultConfig, the environment and flags.
+type Config struct {
+	JWTSecret          []byte
+	JWTTTL             time.Duration
+	AllowPrivateEgress bool
+	BillingMode        string // postpaid | prepaid
+	AdminToken         string
+	BodyLimit          int // bytes
+	Heartbeat          time.Duration
+	RetryMs            int // the SSE retry: field
+	RunsPerMinute      int // per endpoint
+	PublicIPPerMinute  int // per client IP, public endpoints
+	TestPerMinute      int // per endpoint, the test route
+	TrustedProxies     []string
+	Providers          map[string]agent.Provider
+	Prices             agent.Prices
+	DemoPace           time.Duration
+	ToolTimeout        time.Duration
+	ToolListTTL        time.Duration
+	EventRetention     time.Duration
+	DrainTimeout       time.Duration
+	OperatorServers    []tools.ServerConfig
+	RedisURL           string // empty: in-memory rate limits
+	RateLimitFailOpen  bool   // a Redis outage lets requests through (logged)
+	// ModelOptions tunes the shared upstream HTTP client.
+	ModelOptions agent.ModelOptions
+}
+
+// DefaultConfig returns the defaults of every server setting (SPEC §10).
+func DefaultConfig() Config {
+	return Config{
+		JWTTTL:            24 * time.Hour,
+		BillingMode:       "postpaid",
+		BodyLimit:         1 << 20,
+		Heartbeat:         15 * time.Second,
+		RetryMs:           3000,
+		RunsPerMinute:     60,
+		PublicIPPerMinute: 20,
+		TestPerMinute:     10,
+		Providers:         agent.DefaultProviders(),
+		Prices:            agent.DefaultPrices(),
+		DemoPace:          40 * time.Millisecond,
+		ToolTimeout:       30 * time.Second,
+		ToolListTTL:       5 * time.Minute,
+		EventRetention:    24 * time.Hour,
+		DrainTimeout:      10 * time.Second,
+	}
+}
+
+// errShutdown is the cause given to runs and streams still open when the drain period ends.
+var errShutdown = stream.Errorf(stream.CodeUnavailable, "server shutting down")
+
+// Server is one gateway instance.
+type Server struct {
+	cfg    Config
+	store  *db.Store
+	log    *slog.Logger
+	app    *fiber.App
+	models *agent.Models
+	tools  *tools.Manager
+	runner *runner
+	limits *limits
+
+	// ctx is the base of every run and stream; cancelled (with errShutdown) before Fiber's
+	// Shutdown, so open streams end and shutdown cannot hang.
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	draining atomic.Bool
+	// openStreams counts SSE responses being written.
+	openStreams atomic.Int64
+	closing     sync.Once
+	closeErr    error
+}
+
+// New builds a server over an open store. Call Serve, then Shutdown.
+func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
+	if len(cfg.JWTSecret) < 16 {
+		return nil, errors.New("server: JWT secret must be at least 16 bytes")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, store: store, log: log}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.models = agent.NewModels(cfg.Providers, cfg.ModelOptions)
+	s.tools = tools.NewManager(tools.Options{
+		ToolTimeout: cfg.ToolTimeout, ListTTL: cfg.ToolListTTL, AllowPrivate: cfg.AllowPrivateEgress,
+		Logger: log, ClientName: "agentgate", ClientVersion: Version,
+	})
+	s.limits = newLimits(cfg, nil, log, true)
+	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention)
+	s.app = fiber.New(fiber.Config{
+		AppName: "agentgate",
+		// fasthttp drops the connection on a body over its limit, so a client still sending
+		// never sees an answer. Read bodies up to a larger hard cap and answer 413 cleanly
+		// for anything over the configured limit (checkBodyLimit).
+		BodyLimit:             hardBodyLimit(cfg.BodyLimit),
+		ErrorHandler:          s.errorHandler,
+		DisableStartupMessage: true,
+		ReadTimeout:           60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		// Streams are long-lived: no WriteTimeout, the heartbeat and the disconnect watcher
+		// bound a dead client instead.
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+	})
+	s.routes()
+	return s, nil
+}
+
+func hardBodyLimit(limit int) int {
+	return max(4*limit, 8<<20)
+}
+
+// checkBodyLimit answers 413 PAYLOAD_TOO_LARGE for a body over the configured limit.
+func (s *Server) checkBodyLimit(c *fiber.Ctx) error {
+	if len(c.Body()) > s.cfg.BodyLimit {
+		return stream.Errorf(stream.CodePayloadTooLarge, "request body is larger than %d bytes", s.cfg.BodyLimit)
+	}
+	return c.Next()
+}
+
+func proxyHeader(trusted []string) string {
+	if len(trusted) > 0 {
+		return fiber.HeaderXForwardedFor
+	}
+	return ""
+}
+
+// Version is the build's version, set by main.
+var Version = "dev"
+
+// App exposes the Fiber app (tests use app.Test for JSON routes).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections, lets running runs finish for the drain period,
+// cancels the rest (their streams get an UNAVAILABLE error event), then closes the server,
+// flushes the run log and closes tool sessions. The store stays open (main owns it).
+// Idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Do(func() {
+		s.draining.Store(true)
+		// Fiber's shutdown closes the listener at once and then waits for open connections;
+		// run it beside the drain so no new connection is accepted meanwhile.
+		shut := make(chan error, 1)
+		go func() { shut <- s.app.ShutdownWithContext(ctx) }()
+
+		drain, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+		s.runner.wait(drain)
+		cancel()
+		s.cancel(errShutdown)
+		s.runner.wait(ctx)
+
+		select {
+		case err := <-shut:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				s.closeErr = err
+			}
+		case <-ctx.Done():
+			s.closeErr = ctx.Err()
+		}
+		if err := s.runner.close(ctx); err != nil && s.closeErr == nil {
+			s.closeErr = err
+		}
+		if err := s.tools.Close(); err != nil && s.closeErr == nil {
+			s.closeErr = err
+		}
+		s.limits.close()
+	})
+	return s.closeErr
+}

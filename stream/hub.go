@@ -1,0 +1,343 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of HubOptions.
+const (
+	DefaultSubscriberBuffer = 256
+	DefaultLinger           = 30 * time.Second
+)
+
+// ErrClosed is returned by Publish on a topic that already ended (a terminal event was
+// published) or whose hub was closed.
+var ErrClosed = errors.New("stream: topic closed")
+
+// HubOptions configures a Hub. Zero values take the defaults.
+type HubOptions struct {
+	// SubscriberBuffer is how many live events a subscriber may fall behind the producer before
+	// it is dropped. Default DefaultSubscriberBuffer.
+	SubscriberBuffer int
+	// Linger is how long a finished run's events stay in memory for late subscribers.
+	// Default DefaultLinger; a negative value removes a run as soon as it ends.
+	Linger time.Duration
+}
+
+// Hub fans each run's events out to its subscribers and replays them from memory (SPEC §6:
+// Last-Event-ID resume with no gap and no duplicate).
+//
+// Design. A Topic keeps its run's events in an append-only slice, events[i].Seq == i+1; an
+// element is never changed once appended, so a reader that took the slice header under the lock
+// may read the elements it covers without the lock. Each Subscription is a cursor (the next seq
+// to deliver) plus one goroutine, its pump, which copies events from the slice into an
+// unbuffered channel. Publish appends under the topic lock and pokes every pump through a
+// one-slot wake channel with a non-blocking send, so it never waits for a subscriber. Replay
+// and live delivery are the same loop over the same slice, which is why nothing is missed or
+// repeated between them, and why an idle subscriber costs only its pump's small stack and a few
+// channels: no copy of the history and no per-subscriber event buffer.
+//
+// Slow subscribers. SubscriberBuffer bounds how far a subscriber may lag behind live events
+// (events published after it subscribed that it has not received yet; the replay of older
+// events does not count). Publish drops a subscriber that lags more: its channel is closed and
+// Dropped reports true; the caller resumes with a new Subscribe from the last seq it got.
+//
+// Lifetimes. The producer of a run owns its Topic. Pumps are owned by the Hub: each exits when
+// its terminal event is delivered, when it is dropped or closed, or when the hub closes. A
+// finished topic stays subscribable for Linger, then a timer (owned by the Hub, stopped by
+// Close) removes it.
+type Hub struct {
+	buffer int64
+	linger time.Duration
+
+	mu     sync.Mutex
+	topics map[string]*Topic
+	closed bool
+
+	live atomic.Int64   // topics that have not ended
+	wg   sync.WaitGroup // pumps and pending linger timers
+}
+
+// NewHub returns an empty Hub. Close it to release every subscription.
+func NewHub(opts HubOptions) *Hub {
+	if opts.SubscriberBuffer <= 0 {
+		opts.SubscriberBuffer = DefaultSubscriberBuffer
+	}
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
+	}
+	if opts.Linger < 0 {
+		opts.Linger = 0
+	}
+	return &Hub{
+		buffer: int64(opts.SubscriberBuffer),
+		linger: opts.Linger,
+		topics: make(map[string]*Topic),
+	}
+}
+
+// Open returns the topic of run runID, creating it if needed (a run id is used once: Open of a
+// finished, lingering run returns its ended topic). The run's producer owns the topic: it alone
+// publishes, and it should defer Topic.Close. After the hub is closed Open returns a topic that
+// refuses every event.
+func (h *Hub) Open(runID string) *Topic {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return &Topic{hub: h, runID: runID, closed: true}
+	}
+	if t := h.topics[runID]; t != nil {
+		return t
+	}
+	t := &Topic{hub: h, runID: runID, subs: make(map[*Subscription]struct{})}
+	h.topics[runID] = t
+	h.live.Add(1)
+	return t
+}
+
+// Subscribe follows run runID from the event after afterSeq (0: from the start): the
+// subscription first replays the stored events with Seq > afterSeq, then delivers live ones.
+// It returns false if the run is unknown to this hub (neither live nor lingering) or the hub is
+// closed. The caller must Close the subscription when it stops reading.
+func (h *Hub) Subscribe(runID string, afterSeq int64) (*Subscription, bool) {
+	if afterSeq < 0 {
+		afterSeq = 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[runID]
+	if h.closed || t == nil {
+		return nil, false
+	}
+	s := &Subscription{
+		topic:  t,
+		c:      make(chan Event),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		exited: make(chan struct{}),
+	}
+	s.delivered.Store(afterSeq)
+	t.mu.Lock()
+	s.start = int64(len(t.events))
+	t.subs[s] = struct{}{}
+	t.mu.Unlock()
+	h.wg.Add(1) // under h.mu and !h.closed: ordered before Close's Wait
+	go s.pump(afterSeq + 1)
+	return s, true
+}
+
+// Live returns the number of topics whose run has not ended (for metrics).
+func (h *Hub) Live() int { return int(h.live.Load()) }
+
+// Close closes every topic (further Publish returns ErrClosed) and every subscription (their
+// channels close without a terminal event, Dropped false), stops the linger timers and waits
+// for every pump to exit. It is idempotent.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		for _, t := range h.topics {
+			t.mu.Lock()
+			if !t.finished {
+				h.live.Add(-1)
+			}
+			t.closed = true
+			if t.timer != nil && t.timer.Stop() {
+				h.wg.Done() // the timer will not fire: release its share
+			}
+			t.timer = nil
+			for s := range t.subs {
+				s.stop()
+			}
+			t.mu.Unlock()
+		}
+		h.topics = nil
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// remove forgets t once its linger time is over.
+func (h *Hub) remove(t *Topic) {
+	defer h.wg.Done()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.topics[t.runID] == t {
+		delete(h.topics, t.runID)
+	}
+}
+
+// Topic is one run's stream of events in a Hub. Its methods are safe for concurrent use, but a
+// run has one producer, which publishes in order.
+type Topic struct {
+	hub   *Hub
+	runID string
+
+	mu       sync.Mutex
+	events   []Event // events[i].Seq == i+1; append-only, elements never modified
+	finished bool    // a terminal event was published
+	closed   bool    // the hub was closed
+	subs     map[*Subscription]struct{}
+	timer    *time.Timer // removes the finished topic after the linger time
+}
+
+// RunID returns the run the topic belongs to.
+func (t *Topic) RunID() string { return t.runID }
+
+// Publish assigns e the next sequence number (1, 2, 3 … gap-free), stores it and wakes the
+// subscribers, then returns it. It never blocks on a subscriber; subscribers that fell too far
+// behind are dropped. After a terminal event (done or error) the topic is closed and Publish
+// returns ErrClosed. An event of an unknown type or without its payload is rejected and uses no
+// sequence number. Delivered events share their payloads: nobody may modify them.
+func (t *Topic) Publish(e Event) (Event, error) {
+	if _, err := e.payload(); err != nil {
+		return e, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		return e, fmt.Errorf("%w: hub closed", ErrClosed)
+	case t.finished:
+		return e, fmt.Errorf("%w: run %s already ended", ErrClosed, t.runID)
+	}
+	e.Seq = int64(len(t.events)) + 1
+	t.events = append(t.events, e)
+	if e.Type.Terminal() {
+		t.finished = true
+		t.hub.live.Add(-1)
+		t.hub.wg.Add(1) // under t.mu and !t.closed: ordered before Close's Wait
+		t.timer = time.AfterFunc(t.hub.linger, func() { t.hub.remove(t) })
+	}
+	for s := range t.subs {
+		if e.Seq-max(s.delivered.Load(), s.start) > t.hub.buffer {
+			s.dropped.Store(true)
+			s.stop()
+			delete(t.subs, s)
+			continue
+		}
+		select {
+		case s.wake <- struct{}{}:
+		default: // already poked; the pump will see this event too
+		}
+	}
+	return e, nil
+}
+
+// Seq returns the sequence number of the last published event (0 before the first).
+func (t *Topic) Seq() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return int64(len(t.events))
+}
+
+// Close ends the run's stream if its producer did not: when no terminal event has been
+// published it publishes an INTERNAL_ERROR error event, so every stream still ends with exactly
+// one terminal event. Producers defer it. It is idempotent.
+func (t *Topic) Close() {
+	t.mu.Lock()
+	over := t.finished || t.closed
+	t.mu.Unlock()
+	if over {
+		return
+	}
+	// A concurrent terminal Publish may win the race: then this one returns ErrClosed, as wanted.
+	_, _ = t.Publish(Event{Type: TypeError, Error: &Error{
+		RunID: t.runID, Code: CodeInternal, Message: "run ended without a result",
+	}})
+}
+
+// unsubscribe forgets s.
+func (t *Topic) unsubscribe(s *Subscription) {
+	t.mu.Lock()
+	delete(t.subs, s)
+	t.mu.Unlock()
+}
+
+// Subscription is one reader of a run's events; see Hub.Subscribe.
+type Subscription struct {
+	topic  *Topic
+	c      chan Event    // unbuffered: the topic's slice is the buffer
+	wake   chan struct{} // one slot: "new events were published"
+	done   chan struct{} // closed to stop the pump
+	exited chan struct{} // closed when the pump has returned (and c is closed)
+	once   sync.Once
+
+	start     int64        // topic seq at subscription: lag is counted from here
+	delivered atomic.Int64 // seq of the last event received by the reader (or afterSeq)
+	dropped   atomic.Bool
+}
+
+// C returns the channel of events: first the replay of the stored events after afterSeq, then
+// live events, with no gap and no duplicate. It is closed after the terminal event has been
+// received, or when the subscription is dropped or closed, or the hub is closed.
+func (s *Subscription) C() <-chan Event { return s.c }
+
+// Dropped reports whether the subscription was closed because it fell behind. The caller may
+// resume by subscribing again after the last seq it received.
+func (s *Subscription) Dropped() bool { return s.dropped.Load() }
+
+// Close stops the subscription and waits until its channel is closed. It is idempotent and safe
+// from any goroutine.
+func (s *Subscription) Close() {
+	s.stop()
+	<-s.exited
+}
+
+// stop tells the pump to exit without waiting for it.
+func (s *Subscription) stop() { s.once.Do(func() { close(s.done) }) }
+
+// pump delivers the topic's events from seq next on until the terminal event, or until the
+// subscription is stopped. It is split in small functions on purpose: a parked pump should fit
+// in the smallest goroutine stack (see TestHubIdleSubscriberMemory).
+func (s *Subscription) pump(next int64) {
+	defer s.exit()
+	for s.deliver(&next) && s.wait() {
+	}
+}
+
+// deliver sends the published events from seq *next on. It reads the slice without the lock
+// (see the Hub doc). It returns false when the pump must exit: the terminal event was
+// delivered, the subscription was stopped, the run ended before the cursor (afterSeq past the
+// end), or the hub closed.
+func (s *Subscription) deliver(next *int64) bool {
+	t := s.topic
+	t.mu.Lock()
+	events, over := t.events, t.finished || t.closed
+	t.mu.Unlock()
+	for ; *next <= int64(len(events)); *next++ {
+		e := &events[*next-1]
+		select {
+		case s.c <- *e:
+			s.delivered.Store(*next)
+			if e.Type.Terminal() {
+				return false
+			}
+		case <-s.done:
+			return false
+		}
+	}
+	return !over
+}
+
+// wait parks until new events are published or the subscription is stopped.
+func (s *Subscription) wait() bool {
+	select {
+	case <-s.wake:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// exit unregisters the subscription, closes its channel and releases Close and the hub.
+func (s *Subscription) exit() {
+	s.topic.unsubscribe(s)
+	close(s.c)
+	close(s.exited)
+	s.topic.hub.wg.Done()
+}
