@@ -267,6 +267,9 @@ func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(de
 		resp.TokensOutput = deltas
 	}
 
+	if err == nil && resp.FinishReason != "" {
+		return resp, nil // complete, even if ctx ended just after
+	}
 	if ctx.Err() != nil {
 		// Cancelled or timed out: the loop tells which from the cause.
 		return resp, context.Cause(ctx)
@@ -274,10 +277,7 @@ func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(de
 	if err != nil {
 		return resp, m.upstreamError(err, deltas > 0)
 	}
-	if resp.FinishReason == "" {
-		return resp, stream.Errorf(stream.CodeLLM, "upstream stream ended before the answer was complete")
-	}
-	return resp, nil
+	return resp, stream.Errorf(stream.CodeLLM, "upstream stream ended before the answer was complete")
 }
 
 // upstreamError maps an SDK or transport error to a caller-safe LLM_ERROR.

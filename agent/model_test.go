@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -506,5 +509,47 @@ func TestCompleteConcurrent(t *testing.T) {
 	}
 	if got := len(s.Requests()); got != n {
 		t.Errorf("%d requests", got)
+	}
+}
+
+// TestCompleteWithoutFinishReason: a stream that ends cleanly but never said why it
+// finished is an incomplete answer, not a success.
+func TestCompleteWithoutFinishReason(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"half"},"finish_reason":null}]}`+"\n\n")
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	hc := agent.NewHTTPClient()
+	t.Cleanup(hc.CloseIdleConnections)
+	m, err := agent.NewModels(agent.DefaultProviders(), agent.ModelOptions{HTTPClient: hc}).For("custom", srv.URL+"/v1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := m.Complete(context.Background(), userRequest("q"), nil)
+	if se := llmErr(t, err); !strings.Contains(se.Message, "ended before the answer was complete") {
+		t.Errorf("message %q", se.Message)
+	}
+	if resp.Content != "half" || resp.TokensOutput != 1 {
+		t.Errorf("partial = %+v", resp)
+	}
+}
+
+// BenchmarkComplete measures one streamed 200-word answer through openai-go and the
+// scripted server (both in this process).
+func BenchmarkComplete(b *testing.B) {
+	text := strings.TrimSpace(strings.Repeat("token ", 200))
+	s := llmtest.New(b, llmtest.WithoutRecording())
+	s.Handle(func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: text} })
+	m := mustModel(b, s)
+	req := userRequest("go")
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := m.Complete(context.Background(), req, func(string) {})
+		if err != nil || resp.TokensOutput != 200 {
+			b.Fatal(resp, err)
+		}
 	}
 }

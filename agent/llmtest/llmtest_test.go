@@ -645,3 +645,26 @@ func TestSplitHelpers(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStream measures the server side of one streamed 200-word answer with usage,
+// read by a plain HTTP client.
+func BenchmarkStream(b *testing.B) {
+	text := strings.TrimSpace(strings.Repeat("token ", 200))
+	s := llmtest.New(b, llmtest.WithoutRecording())
+	s.Handle(func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: text} })
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	b.Cleanup(hc.CloseIdleConnections)
+	const body = `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"go"}]}`
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := hc.Post(s.URL()+"/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err != nil || n == 0 {
+			b.Fatal(err)
+		}
+	}
+}

@@ -167,9 +167,11 @@ type answer struct {
 	req   *Request
 	reply Reply
 
+	rc      *http.ResponseController
 	written int // data chunks written
 	prefix  []byte
 	suffix  []byte
+	out     []byte // reused chunk buffer (the writer copies it)
 }
 
 func (a *answer) run() {
@@ -210,7 +212,10 @@ func (a *answer) gone() {
 }
 
 func (a *answer) flush() {
-	_ = http.NewResponseController(a.w).Flush()
+	if a.rc == nil {
+		a.rc = http.NewResponseController(a.w)
+	}
+	_ = a.rc.Flush()
 }
 
 // content returns the content deltas of the reply.
@@ -368,8 +373,7 @@ func appendCallHeader(b []byte, index int, id, name string) []byte {
 
 // choice writes one chunk with a single choice carrying delta.
 func (a *answer) choice(delta []byte, finish string) bool {
-	b := make([]byte, 0, len(a.prefix)+len(delta)+len(a.suffix)+64)
-	b = append(b, a.prefix...)
+	b := append(a.out[:0], a.prefix...)
 	b = append(b, `{"index":0,"delta":`...)
 	b = append(b, delta...)
 	b = append(b, `,"logprobs":null,"finish_reason":`...)
@@ -380,6 +384,7 @@ func (a *answer) choice(delta []byte, finish string) bool {
 	}
 	b = append(b, '}')
 	b = append(b, a.suffix...)
+	a.out = b
 	return a.chunk(b)
 }
 
@@ -403,7 +408,7 @@ func (a *answer) broken() bool {
 // drop closes the connection without ending the response properly.
 func (a *answer) drop() {
 	a.flush()
-	conn, _, err := http.NewResponseController(a.w).Hijack()
+	conn, _, err := a.rc.Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler) // the documented way to abort a response
 	}
