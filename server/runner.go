@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -96,7 +97,7 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 				}
 			}
 		}
-		o := agent.Run(ctx, req.spec, emit)
+		o := rn.runSafely(ctx, lr.id, topic, req.spec, emit)
 		rn.rlog.events(pending)
 
 		rec := req.rec
@@ -116,6 +117,19 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 		rn.mu.Unlock()
 	}()
 	return lr, sub
+}
+
+// runSafely runs the loop; a panic in it (a bug) is logged, ends the stream with an
+// INTERNAL_ERROR event and the run as an error, instead of taking the gateway down.
+func (rn *runner) runSafely(ctx context.Context, id string, topic *stream.Topic, spec agent.Spec, emit agent.Emit) (o agent.Outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			rn.log.Error("run panicked", slog.String("run_id", id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			topic.Close()
+			o = agent.Outcome{Status: agent.StatusError, Err: stream.Errorf(stream.CodeInternal, "internal error")}
+		}
+	}()
+	return agent.Run(ctx, spec, emit)
 }
 
 // finishRecord copies a run's outcome into its record.
