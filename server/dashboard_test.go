@@ -165,6 +165,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The folder (git-ignored) holds the screenshots of the latest run only.
+	if err := os.RemoveAll(shots); err != nil {
+		t.Fatal(err)
+	}
 	out := runNode(t, node, 3*time.Minute, []string{
 		"AGENTGATE_URL=" + e.URL,
 		"MCP_URL=" + mcpSrv.url,
