@@ -55,11 +55,43 @@ page.setDefaultTimeout(15000);
 const watcher = watch(page);
 let shotN = 0;
 
+// a11yProblems lists what a keyboard or screen-reader user would trip over on the page:
+// controls without a label, buttons and links without a name, references to missing ids,
+// duplicate ids, images without a text alternative, not exactly one h1.
+function a11yProblems() {
+  const out = [];
+  const seen = new Map();
+  for (const el of document.querySelectorAll('[id]')) seen.set(el.id, (seen.get(el.id) ?? 0) + 1);
+  for (const [id, n] of seen) if (n > 1) out.push(`duplicate id "${id}"`);
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (el.type === 'hidden') continue;
+    if (!(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby'))) {
+      out.push(`unlabelled ${el.tagName.toLowerCase()} name="${el.name}" id="${el.id}"`);
+    }
+  }
+  for (const el of document.querySelectorAll('button, a[href], summary')) {
+    if (!(el.getAttribute('aria-label') || el.textContent.trim())) out.push(`${el.tagName.toLowerCase()} without a name: ${el.outerHTML.slice(0, 80)}`);
+  }
+  for (const el of document.querySelectorAll('[aria-labelledby], [aria-describedby], label[for]')) {
+    const refs = [el.getAttribute('aria-labelledby'), el.getAttribute('aria-describedby'), el.getAttribute('for')]
+      .filter(Boolean).join(' ').split(/\s+/).filter(Boolean);
+    for (const id of refs) if (!document.getElementById(id)) out.push(`reference to missing id "${id}"`);
+  }
+  for (const el of document.querySelectorAll('img:not([alt]), svg[role="img"]:not([aria-label]):not([aria-labelledby])')) {
+    out.push(`image without a text alternative: ${el.outerHTML.slice(0, 80)}`);
+  }
+  const h1 = document.querySelectorAll('main h1').length;
+  if (h1 !== 1) out.push(`${h1} h1 headings in main`);
+  return out;
+}
+
 async function shot(name) {
   // A rendering slip (a missing field, a null appended as text) shows up as one of these.
   const text = await page.locator('main').innerText();
   const slip = /\bundefined\b|\bNaN\b|\[object Object\]|^null$/m.exec(text);
   assert(!slip || name.startsWith('FAILED'), `page ${name} shows "${slip?.[0]}"`);
+  const a11y = name.startsWith('FAILED') ? [] : await page.evaluate(a11yProblems);
+  assert(a11y.length === 0, `page ${name}: ${a11y.join('; ')}`);
   shotN += 1;
   const width = page.viewportSize()?.width ?? 0;
   const file = path.join(shots, `${String(shotN).padStart(2, '0')}-${name}-${width}.png`);
@@ -94,6 +126,24 @@ await step('signed-out visitor lands on sign in', async () => {
   await page.goto(`${BASE}/`);
   await heading('Sign in');
   assert(await page.locator('#nav').isHidden(), 'navigation is shown to a signed-out visitor');
+  assert(await page.evaluate(() => document.activeElement?.name === 'email'), 'focus does not start in the email field');
+  // Keyboard: backwards from the email field come the brand link, then the skip link (the
+  // first stop of the page), which is then on screen with a visible focus ring; Enter on it
+  // moves focus to the content, and Tab from there reaches the email field again.
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Shift+Tab');
+  const skip = await page.evaluate(() => {
+    const el = document.activeElement;
+    const st = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    return { text: el.textContent, outline: st.outlineStyle, left: box.left, top: box.top };
+  });
+  assert(skip.text === 'Skip to content', `Shift+Tab reached "${skip.text}", not the skip link`);
+  assert(skip.outline !== 'none' && skip.left >= 0 && skip.top >= 0, `the focused skip link is not visible: ${JSON.stringify(skip)}`);
+  await page.keyboard.press('Enter');
+  assert(await page.evaluate(() => document.activeElement?.id === 'main'), 'the skip link does not move focus to the content');
+  await page.keyboard.press('Tab');
+  assert(await page.evaluate(() => document.activeElement?.name === 'email'), 'Tab from the content does not reach the email field');
   await shot('signin');
 });
 
@@ -133,6 +183,9 @@ await step('add an MCP server and see its tools', async () => {
   const row = page.locator('tr[data-server]', { hasText: 'ref' });
   await row.waitFor();
   assert((await row.textContent()).includes('enabled'), 'the new server is not enabled');
+  // Header names are listed, their values never come back from the API.
+  assert((await row.locator('[data-header-names]').textContent()).includes('X-E2E'), 'the header name is not listed');
+  await page.getByText('Server “ref” added.').waitFor();
   await page.locator('table.tools tbody tr').first().waitFor({ timeout: 20000 });
   state.tools = await page.locator('table.tools tbody tr').count();
   assert(state.tools > 0, 'no tools listed');
@@ -170,6 +223,7 @@ await step('create an endpoint: the API validation message shows next to its fie
   await page.getByRole('button', { name: 'Create endpoint' }).click();
   await page.locator('[data-api-key]').waitFor();
   state.key = (await page.locator('[data-api-key]').textContent()).trim();
+  await page.locator('#notice', { hasText: 'created' }).waitFor();
   assert(/^aek_[0-9a-f]{32}$/.test(state.key), `unexpected key ${state.key}`);
   state.epId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]);
   assert(/^aep_/.test(state.epId), `unexpected endpoint id ${state.epId}`);
@@ -293,27 +347,38 @@ await step('edit the endpoint', async () => {
   await heading(/^Edit /);
   await page.getByLabel('Description').fill('Edited by the browser test');
   await shot('endpoint-edit');
+  await page.getByLabel('Runs per minute').fill('30');
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.getByText('Edited by the browser test').waitFor();
+  await page.locator('#notice', { hasText: 'Endpoint saved.' }).waitFor();
+  const facts = await page.locator('dl.facts').textContent();
+  assert(facts.includes('Runs per minute30'), `the new rate limit is not shown: ${facts}`);
 });
 
 await step('phone width: no sideways scrolling', async () => {
   await page.setViewportSize({ width: 375, height: 812 });
-  const pages = [`#/endpoints/${state.epId}`, `#/endpoints/${state.epId}/console`, `#/endpoints/${state.epId}/runs`,
-    `#/endpoints/${state.epId}/charts`, '#/workspaces', `#/workspaces/${state.wsId}`, '#/wallet', '#/endpoints'];
-  for (const hash of pages) {
+  const pages = [
+    ['endpoints', '#/endpoints'], ['endpoint-new', '#/endpoints/new'], ['endpoint', `#/endpoints/${state.epId}`],
+    ['console', `#/endpoints/${state.epId}/console`], ['runs', `#/endpoints/${state.epId}/runs`],
+    ['run-detail', state.runLink], ['charts', `#/endpoints/${state.epId}/charts`],
+    ['workspaces', '#/workspaces'], ['workspace', `#/workspaces/${state.wsId}`], ['wallet', '#/wallet'],
+  ];
+  for (const [name, hash] of pages) {
     await page.goto(`${BASE}/${hash}`);
     await page.locator('main h1').waitFor();
+    // Wait for the page's data: its loading placeholders and busy regions are gone.
     await page.locator('[aria-busy="true"]').first().waitFor({ state: 'detached' }).catch(() => {});
+    await page.getByText(/^Loading|^Asking every enabled server/).first().waitFor({ state: 'detached' }).catch(() => {});
     const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert(over <= 0, `${hash} scrolls sideways by ${over}px at 375px`);
+    // The header and the endpoint tabs each fit on one line.
+    const rows = await page.evaluate(() => [...document.querySelectorAll('#nav ul, nav.tabs ul')].map((ul) => {
+      const tops = new Set([...ul.children].map((li) => Math.round(li.getBoundingClientRect().top)));
+      return tops.size;
+    }));
+    assert(rows.every((n) => n === 1), `${hash}: navigation wraps onto ${rows.join('/')} lines at 375px`);
+    await shot(`${name}-phone`);
   }
-  await page.goto(`${BASE}/#/endpoints/${state.epId}/console`);
-  await heading(/^Test /);
-  await shot('console-phone');
-  await page.goto(`${BASE}/#/endpoints/${state.epId}`);
-  await page.locator('#curl-line').waitFor();
-  await shot('endpoint-phone');
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 

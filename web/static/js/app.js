@@ -31,8 +31,12 @@ const routes = [
 let current = null; // AbortController of the page on screen
 let pendingNotice = ''; // a message for the next page (sign-out, expired session)
 
-/** go navigates to a hash route such as '/endpoints'. */
-export function go(path) {
+/**
+ * go navigates to a hash route such as '/endpoints'; message, when given, is shown in the
+ * status line of the page it lands on ("Endpoint created.").
+ */
+export function go(path, message) {
+  if (message) pendingNotice = message;
   const target = `#${path}`;
   if (location.hash === target) render();
   else location.hash = target;
@@ -108,5 +112,10 @@ onUnauthorized(() => {
 });
 
 document.getElementById('signout').addEventListener('click', signOut);
+// The skip link must not change the hash: #main is not a route.
+document.querySelector('a.skip')?.addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('main').focus();
+});
 window.addEventListener('hashchange', render);
 render();

@@ -174,8 +174,21 @@ export function notice(msg) {
   if (el) el.textContent = msg;
 }
 
-/** tableWrap makes a wide table scroll on its own at phone width, reachable by keyboard. */
-export function tableWrap(label, table) {
+/**
+ * tableWrap makes a wide table scroll on its own at phone width, reachable by keyboard. With
+ * stack, the rows of a list table become cards at phone width instead: each cell is labelled
+ * with its column's heading (data-label, shown by the style sheet).
+ */
+export function tableWrap(label, table, { stack = false } = {}) {
+  if (stack) {
+    const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+    for (const tr of table.querySelectorAll('tbody tr')) {
+      [...tr.children].forEach((cell, i) => {
+        if (cell.tagName === 'TD' && heads[i]) cell.dataset.label = heads[i];
+      });
+    }
+    return h('div', { class: 'table-wrap stack', role: 'region', 'aria-label': label }, table);
+  }
   return h('div', { class: 'table-wrap', role: 'region', 'aria-label': label, tabindex: '0' }, table);
 }
 

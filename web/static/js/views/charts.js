@@ -11,7 +11,6 @@ const RANGES = [
   { value: '360', label: 'Last 6 hours', minutes: 360, bucket: 300 },
   { value: '1440', label: 'Last 24 hours', minutes: 1440, bucket: 1800 },
 ];
-const W = 640;
 const H = 200;
 const M = { l: 72, r: 16, t: 14, b: 34 };
 
@@ -31,13 +30,17 @@ function clock(t) {
 /**
  * chart draws buckets as bars or lines. series: [{key, label}], drawn in order; bars of later
  * series are drawn over earlier ones (errors over runs), lines after the first are dashed.
+ * integer keeps gridlines on whole numbers (counts); sparse leaves buckets without runs out
+ * of a line (a latency of "0 ms" where nothing ran would be a lie).
  */
-function chart({ key, title, desc, buckets, series, kind, fmt }) {
+function chart({ key, title, desc, buckets, series, kind, fmt, W, integer = false, sparse = false }) {
   const titleId = uid('chart-title');
   const descId = uid('chart-desc');
   const n = buckets.length;
   const values = series.map((se) => buckets.map((b) => Number(b[se.key]) || 0));
-  const top = niceMax(Math.max(0, ...values.flat()));
+  let top = niceMax(Math.max(0, ...values.flat()));
+  if (integer && !Number.isInteger(top / 2)) top *= 2;
+  const present = buckets.map((b) => !sparse || Number(b.runs) > 0);
   const pw = W - M.l - M.r;
   const ph = H - M.t - M.b;
   const band = n > 0 ? pw / n : pw;
@@ -58,11 +61,12 @@ function chart({ key, title, desc, buckets, series, kind, fmt }) {
           s('title', {}, `${clock(buckets[i].start)}: ${fmt(v)} ${se.label.toLowerCase()}`))
         : null));
     }
-    const pts = values[si].map((v, i) => `${xc(i).toFixed(1)},${y(v).toFixed(1)}`);
+    // One path; a bucket left out starts a new segment.
+    const d = values[si].map((v, i) => (present[i] ? `${i > 0 && present[i - 1] ? 'L' : 'M'}${xc(i).toFixed(1)},${y(v).toFixed(1)}` : '')).join('');
     return s('g', { class: `series s${si + 1}` },
-      n > 0 ? s('path', { class: 'line', d: `M${pts.join('L')}` }) : null,
-      n <= 96 ? values[si].map((v, i) => s('circle', { class: 'dot', cx: xc(i), cy: y(v), r: 2.5 },
-        s('title', {}, `${clock(buckets[i].start)}: ${se.label} ${fmt(v)}`))) : null);
+      d ? s('path', { class: 'line', d }) : null,
+      n <= 96 || sparse ? values[si].map((v, i) => (present[i] ? s('circle', { class: 'dot', cx: xc(i), cy: y(v), r: 2.5 },
+        s('title', {}, `${clock(buckets[i].start)}: ${se.label} ${fmt(v)}`)) : null)) : null);
   });
 
   const svg = s('svg', {
@@ -81,7 +85,7 @@ function chart({ key, title, desc, buckets, series, kind, fmt }) {
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Start'), series.map((se) => h('th', { scope: 'col' }, se.label)))),
     h('tbody', {}, buckets.map((b, i) => h('tr', {},
       h('th', { scope: 'row' }, h('time', { datetime: b.start }, clock(b.start))),
-      series.map((_, si) => h('td', { class: 'num' }, fmt(values[si][i])))))));
+      series.map((_, si) => h('td', { class: 'num' }, present[i] ? fmt(values[si][i]) : '—'))))));
   return h('figure', { class: 'card chart-card', 'data-chart': key },
     h('figcaption', {}, h('h2', {}, title)),
     svg, legend,
@@ -90,6 +94,14 @@ function chart({ key, title, desc, buckets, series, kind, fmt }) {
 
 function sum(buckets, k) {
   return buckets.reduce((a, b) => a + (Number(b[k]) || 0), 0);
+}
+
+// chartWidth is the width the charts are drawn at: the width of one chart card in the grid
+// (two side by side from 2 × 30rem, else one), so that text is drawn at about its CSS size.
+function chartWidth(area) {
+  const w = area.clientWidth;
+  const card = w >= 2 * 480 + 16 ? (w - 16) / 2 : w;
+  return Math.round(Math.min(640, Math.max(300, card - 42)));
 }
 
 function draw(area, buckets, range) {
@@ -105,17 +117,18 @@ function draw(area, buckets, range) {
   const tin = sum(buckets, 'tokens_input');
   const tout = sum(buckets, 'tokens_output');
   const cost = sum(buckets, 'cost_cents');
+  const W = chartWidth(area);
   area.replaceChildren(
-    chart({ key: 'runs', title: `Runs per ${per}`, kind: 'bar', buckets, fmt: (v) => num(Math.round(v * 100) / 100),
+    chart({ key: 'runs', title: `Runs per ${per}`, kind: 'bar', buckets, W, integer: true, fmt: (v) => num(Math.round(v * 100) / 100),
       desc: `${runs} runs and ${errors} errors in the ${span}.`,
       series: [{ key: 'runs', label: 'Runs' }, { key: 'errors', label: 'Errors' }] }),
-    chart({ key: 'latency', title: 'Latency (p50 and p95)', kind: 'line', buckets, fmt: ms,
+    chart({ key: 'latency', title: 'Latency (p50 and p95)', kind: 'line', buckets, W, fmt: ms, sparse: true,
       desc: `The slowest p95 latency in the ${span} was ${ms(maxP95)}.`,
       series: [{ key: 'p50_ms', label: 'p50' }, { key: 'p95_ms', label: 'p95' }] }),
-    chart({ key: 'tokens', title: 'Tokens', kind: 'line', buckets, fmt: (v) => num(Math.round(v)),
+    chart({ key: 'tokens', title: 'Tokens', kind: 'line', buckets, W, fmt: (v) => num(Math.round(v)),
       desc: `${num(tin)} input and ${num(tout)} output tokens in the ${span}.`,
       series: [{ key: 'tokens_input', label: 'Input tokens' }, { key: 'tokens_output', label: 'Output tokens' }] }),
-    chart({ key: 'cost', title: 'Cost', kind: 'bar', buckets, fmt: cents,
+    chart({ key: 'cost', title: 'Cost', kind: 'bar', buckets, W, fmt: cents,
       desc: `${cents(cost)} of token cost in the ${span}.`,
       series: [{ key: 'cost_cents', label: 'Cost' }] }),
   );

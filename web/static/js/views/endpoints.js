@@ -4,8 +4,8 @@
 
 import { api } from '../api.js';
 import {
-  h, field, busy, errorBox, tableWrap, when, confirmDialog, notice, copyButton,
-  setFieldError, clearFieldErrors, fieldFor, shellQuote,
+  h, field, busy, errorBox, tableWrap, when, confirmDialog, copyButton,
+  setFieldError, clearFieldErrors, fieldFor, shellQuote, pretty, num,
 } from '../ui.js';
 
 const enc = encodeURIComponent;
@@ -37,6 +37,7 @@ const FIELDS = [
   { name: 'async_mode', label: 'Async runs (answer 202, follow the event stream)', kind: 'bool', def: false },
   { name: 'auth_mode', label: 'Auth mode', kind: 'select', options: ['api_key', 'public'], def: 'api_key', hint: 'public: anyone may run it without a key (rate limited per IP).' },
   { name: 'price_per_run_cents', label: 'Price per run (cents)', kind: 'int', def: 0, min: 0, maxv: 10000 },
+  { name: 'rate_limit_per_minute', label: 'Runs per minute', kind: 'int', min: 1, maxv: 100000, nullable: true, hint: '1–100000; empty: the gateway’s limit for every endpoint.' },
 ];
 const NAMES = FIELDS.map((f) => f.name);
 
@@ -57,7 +58,7 @@ function control(f, value, workspaces) {
       return h('input', { ...attrs, type: 'checkbox', checked: Boolean(value ?? f.def) });
     case 'int':
     case 'number':
-      return h('input', { ...attrs, type: 'number', inputMode: f.kind === 'int' ? 'numeric' : 'decimal', min: f.min, max: f.maxv, step: f.step ?? 1, value: String(value ?? f.def) });
+      return h('input', { ...attrs, type: 'number', inputMode: f.kind === 'int' ? 'numeric' : 'decimal', min: f.min, max: f.maxv, step: f.step ?? 1, value: String(value ?? f.def ?? '') });
     case 'secret':
       return h('input', { ...attrs, type: 'password', autocomplete: 'off', value: '' });
     case 'url':
@@ -96,18 +97,19 @@ function endpointForm(existing, workspaces, onSaved) {
     if (f.required) el.required = true;
     controls.set(f.name, el);
     let hint = f.hint ?? null;
-    if (f.min !== undefined && f.maxv !== undefined) hint = `${f.min}–${f.maxv}${f.def !== undefined ? `, default ${f.def}` : ''}.`;
+    if (!hint && f.min !== undefined && f.maxv !== undefined) hint = `${f.min}–${f.maxv}${f.def !== undefined ? `, default ${f.def}` : ''}.`;
     if (existing && f.kind === 'secret') hint = 'Leave empty to keep the current key. Stored encrypted and never shown.';
     return field(f.label + (f.required ? ' (required)' : ''), el, hint);
   });
   const button = h('button', { type: 'submit' }, existing ? 'Save changes' : 'Create endpoint');
+  // A group shows its fields in the order given (check boxes last, on rows of their own).
   const group = (legend, names) => h('fieldset', {}, h('legend', {}, legend),
-    fields.filter((_, i) => names.includes(FIELDS[i].name)));
+    names.map((n) => fields[NAMES.indexOf(n)]));
   const form = h('form', { class: 'card endpoint-form', novalidate: true },
-    group('Basics', ['name', 'slug', 'description', 'workspace_id', 'agent_type', 'system_prompt']),
+    group('Basics', ['name', 'workspace_id', 'system_prompt', 'description', 'slug', 'agent_type']),
     group('Model', ['llm_provider', 'llm_model', 'llm_base_url', 'llm_api_key', 'max_tokens', 'temperature']),
     group('Output', ['output_format', 'output_schema', 'input_schema']),
-    group('Limits and access', ['max_tool_calls', 'timeout_ms', 'enable_streaming', 'async_mode', 'auth_mode', 'price_per_run_cents']),
+    group('Limits and access', ['max_tool_calls', 'timeout_ms', 'rate_limit_per_minute', 'auth_mode', 'price_per_run_cents', 'enable_streaming', 'async_mode']),
     h('div', { class: 'actions' }, button, existing ? h('a', { class: 'button secondary', href: `#/endpoints/${enc(existing.id)}` }, 'Cancel') : null),
     status);
 
@@ -200,7 +202,7 @@ export async function endpointList(page, { signal }) {
     area.replaceChildren(tableWrap('Endpoints', h('table', {},
       h('caption', { class: 'sr-only' }, 'Your agent endpoints'),
       h('thead', {}, h('tr', {}, ['Name', 'Slug', 'Model', 'Auth', 'Created', 'Open'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, rows))));
+      h('tbody', {}, rows)), { stack: true }));
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     area.replaceChildren(errorBox(err, 'Could not load endpoints'));
@@ -215,8 +217,7 @@ export async function endpointNew(page, { signal, go }) {
   page.append(endpointForm(null, workspaces, (res) => {
     const ep = res.endpoint;
     if (res.api_key) freshKeys.set(ep.id, res.api_key);
-    notice(`Endpoint “${ep.name}” created.`);
-    go(`/endpoints/${enc(ep.id)}`);
+    go(`/endpoints/${enc(ep.id)}`, `Endpoint “${ep.name}” created.`);
   }));
 }
 
@@ -232,8 +233,7 @@ export async function endpointEdit(page, { params: [id], signal, go }) {
   );
   if (error) page.append(errorBox(error, 'Workspaces could not be loaded'));
   page.append(endpointForm(endpoint, workspaces, () => {
-    notice('Endpoint saved.');
-    go(`/endpoints/${enc(id)}`);
+    go(`/endpoints/${enc(id)}`, 'Endpoint saved.');
   }));
 }
 
@@ -247,7 +247,8 @@ export function endpointTabs(ep, active) {
 /** endpointHeader renders breadcrumbs, title and tabs for one endpoint's pages. */
 export function endpointHeader(ep, active, title) {
   return [
-    h('p', { class: 'crumbs' }, h('a', { href: '#/endpoints' }, 'Endpoints'), ' / '),
+    h('p', { class: 'crumbs' }, h('a', { href: '#/endpoints' }, 'Endpoints'), ' / ',
+      title && title !== ep.name ? [h('a', { href: `#/endpoints/${enc(ep.id)}` }, ep.name), ' / '] : null),
     h('h1', {}, title ?? ep.name),
     endpointTabs(ep, active),
   ];
@@ -311,8 +312,7 @@ export async function endpointDetail(page, { params: [id], signal, go }) {
     await busy(del, async () => {
       try {
         await api.del(`/api/agent-endpoints/${enc(ep.id)}`);
-        notice(`Endpoint “${ep.name}” deleted.`);
-        go('/endpoints');
+        go('/endpoints', `Endpoint “${ep.name}” deleted.`);
       } catch (err) {
         status.replaceChildren(errorBox(err));
       }
@@ -340,14 +340,18 @@ export async function endpointDetail(page, { params: [id], signal, go }) {
         row('Type', ep.agent_type ?? ''),
         row('Model', `${ep.llm_provider ?? ''} / ${ep.llm_model ?? ''}`),
         row('Base URL', ep.llm_base_url || 'provider default'),
+        row('Model API key', ep.has_llm_api_key ? 'the endpoint’s own (stored encrypted, never shown)' : 'none set: the gateway’s key for the provider'),
         row('Max tokens', String(ep.max_tokens ?? '')),
         row('Temperature', String(ep.temperature ?? '')),
         row('Output', ep.output_format ?? ''),
+        ep.output_schema ? row('Output schema', h('pre', { class: 'prompt' }, pretty(ep.output_schema))) : null,
+        ep.input_schema ? row('Input schema', h('pre', { class: 'prompt' }, pretty(ep.input_schema))) : null,
         row('Max tool calls', String(ep.max_tool_calls ?? '')),
         row('Timeout', `${ep.timeout_ms ?? ''} ms`),
         row('Streaming by default', ep.enable_streaming ? 'yes' : 'no'),
         row('Async', ep.async_mode ? 'yes' : 'no'),
         row('Auth', ep.auth_mode ?? ''),
+        row('Runs per minute', ep.rate_limit_per_minute ? num(ep.rate_limit_per_minute) : 'the gateway’s limit'),
         row('Price per run', `${ep.price_per_run_cents ?? 0} ¢`),
         row('System prompt', h('pre', { class: 'prompt' }, ep.system_prompt ?? '')),
         row('Created', when(ep.created_at)),

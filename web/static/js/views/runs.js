@@ -42,7 +42,7 @@ export async function runList(page, { params: [id], query, signal, go }) {
         area.replaceChildren(tableWrap('Runs', h('table', { id: 'runs-table' },
           h('caption', { class: 'sr-only' }, 'Runs, newest first'),
           h('thead', {}, h('tr', {}, ['Status', 'Time', 'Latency', 'Tokens in / out', 'Cost', 'Run'].map((t) => h('th', { scope: 'col' }, t)))),
-          h('tbody', {}, rows))));
+          h('tbody', {}, rows)), { stack: true }));
       }
       const newer = h('button', { type: 'button', class: 'secondary', disabled: cursors.length === 0 }, '← Newer');
       newer.addEventListener('click', () => {

@@ -42,7 +42,7 @@ export async function wallet(page, { signal }) {
           h('td', {}, when(e.created_at)),
           h('td', {}, e.kind),
           h('td', { class: 'num' }, cents(e.amount_cents)),
-          h('td', {}, e.run_id ? h('code', { class: 'small' }, e.run_id) : '—')))))));
+          h('td', {}, e.run_id ? h('code', { class: 'small' }, e.run_id) : '—'))))), { stack: true }));
   } else {
     ledgerArea.replaceChildren(errorBox(ledger.reason, 'Could not load recent activity'));
   }

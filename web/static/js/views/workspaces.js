@@ -42,8 +42,7 @@ export async function workspaceList(page, { signal, go }) {
         const body = { name: name.value.trim() };
         if (description.value.trim()) body.description = description.value.trim();
         const res = await api.post('/api/workspaces', body);
-        notice(`Workspace “${res.workspace.name}” created.`);
-        go(`/workspaces/${enc(res.workspace.id)}`);
+        go(`/workspaces/${enc(res.workspace.id)}`, `Workspace “${res.workspace.name}” created.`);
       } catch (err) {
         showApiError(form, status, err, ['name', 'description']);
       }
@@ -72,7 +71,7 @@ export async function workspaceList(page, { signal, go }) {
     listArea.replaceChildren(tableWrap('Workspaces', h('table', {},
       h('caption', { class: 'sr-only' }, 'Your workspaces'),
       h('thead', {}, h('tr', {}, ['Name', 'Slug', 'Servers', 'Description', 'Created'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, rows))));
+      h('tbody', {}, rows)), { stack: true }));
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     listArea.replaceChildren(errorBox(err, 'Could not load workspaces'));
@@ -149,6 +148,14 @@ function serverForm(wsId, onAdded) {
   return form;
 }
 
+// headerNames lists the names of a server's headers; the API never returns their values.
+function headerNames(srv) {
+  const names = Array.isArray(srv.header_names) ? srv.header_names : [];
+  if (names.length === 0) return null;
+  return h('p', { class: 'hint', 'data-header-names': '' }, `Header${names.length === 1 ? '' : 's'}: `,
+    names.map((n, i) => [i ? ', ' : '', h('code', {}, n)]), ' (values hidden)');
+}
+
 function serverTable(wsId, servers, reload) {
   if (servers.length === 0) return h('p', { class: 'muted' }, 'No MCP servers yet.');
   const rows = servers.map((srv) => {
@@ -182,23 +189,28 @@ function serverTable(wsId, servers, reload) {
       h('th', { scope: 'row' }, srv.name),
       h('td', {}, h('code', {}, srv.slug ?? '')),
       h('td', {}, srv.transport ?? ''),
-      h('td', { class: 'url' }, srv.url ?? (srv.operator_server ? `operator: ${srv.operator_server}` : '')),
+      h('td', { class: 'url' }, srv.url ?? (srv.operator_server ? `operator: ${srv.operator_server}` : ''),
+        headerNames(srv)),
       h('td', {}, h('span', { class: srv.enabled ? 'badge status-success' : 'badge status-cancelled' }, srv.enabled ? 'enabled' : 'disabled')),
       h('td', { class: 'actions-cell' }, toggle, ' ', remove, status));
   });
   return tableWrap('MCP servers', h('table', {},
     h('caption', { class: 'sr-only' }, 'MCP servers of this workspace'),
     h('thead', {}, h('tr', {}, ['Name', 'Slug', 'Transport', 'URL', 'State', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', {}, rows)));
+    h('tbody', {}, rows)), { stack: true });
 }
 
 async function loadTools(wsId, area, signal) {
   area.setAttribute('aria-busy', 'true');
   area.replaceChildren(h('p', { class: 'muted' }, 'Asking every enabled server for its tools…'));
   try {
-    const { tools = [] } = (await api.get(`/api/workspaces/${enc(wsId)}/tools`, { signal })) ?? {};
+    const { tools = [], warnings = [] } = (await api.get(`/api/workspaces/${enc(wsId)}/tools`, { signal })) ?? {};
+    // A server that cannot be reached or lists badly named tools is a warning, not a failure:
+    // the other servers' tools still work.
+    const warn = warnings.length === 0 ? null : h('div', { class: 'warn', id: 'tool-warnings', role: 'status' },
+      h('strong', {}, 'Warnings'), h('ul', {}, warnings.map((w) => h('li', {}, w))));
     if (tools.length === 0) {
-      area.replaceChildren(h('p', { class: 'muted' }, 'No tools: add or enable an MCP server.'));
+      area.replaceChildren(warn ?? '', h('p', { class: 'muted' }, 'No tools: add or enable an MCP server.'));
       return;
     }
     const rows = tools.map((t) => h('tr', { 'data-tool': t.name },
@@ -207,11 +219,12 @@ async function loadTools(wsId, area, signal) {
       h('td', {}, t.description ?? '',
         t.input_schema ? h('details', {}, h('summary', {}, 'Input schema'), h('pre', {}, pretty(t.input_schema))) : null)));
     area.replaceChildren(
+      warn ?? '',
       h('p', { class: 'muted' }, `${tools.length} tool${tools.length === 1 ? '' : 's'}.`),
       tableWrap('Tools', h('table', { class: 'tools' },
         h('caption', { class: 'sr-only' }, 'Tools from the enabled servers'),
         h('thead', {}, h('tr', {}, ['Tool', 'Server', 'Description'].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, rows))));
+        h('tbody', {}, rows)), { stack: true }));
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     area.replaceChildren(errorBox(err, 'Could not list tools'));
@@ -265,7 +278,7 @@ export async function workspaceDetail(page, { params: [wsId], signal, go }) {
     await busy(del, async () => {
       try {
         await api.del(`/api/workspaces/${enc(wsId)}`);
-        go('/workspaces');
+        go('/workspaces', `Workspace “${ws.name}” deleted.`);
       } catch (err) {
         status.replaceChildren(errorBox(err));
       }
