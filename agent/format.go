@@ -126,6 +126,8 @@ func (f *Format) Parse(output string) (json.RawMessage, error) {
 }
 
 // StripFences removes a surrounding Markdown code fence (``` or ```json) and white space.
+// Text after the closing fence is dropped; a fence on one line (```json {...}```) is
+// understood too. Text that does not start with a fence is only trimmed.
 func StripFences(s string) string {
 	t := strings.TrimSpace(s)
 	if !strings.HasPrefix(t, "```") {
@@ -134,12 +136,30 @@ func StripFences(s string) string {
 	t = strings.TrimPrefix(t, "```")
 	if i := strings.IndexByte(t, '\n'); i >= 0 {
 		t = t[i+1:] // drop the info string (json, JSON, …)
-	} else {
-		t = ""
+		if j := strings.LastIndex(t, "```"); j >= 0 {
+			t = t[:j] // the closing fence and anything after it
+		}
+		return strings.TrimSpace(t)
 	}
-	t = strings.TrimSpace(t)
-	t = strings.TrimSuffix(t, "```")
+	// One line: ```{"a":1}``` or ```json {"a":1}```.
+	t = strings.TrimSpace(strings.TrimSuffix(t, "```"))
+	if word, rest, ok := strings.Cut(t, " "); ok && isInfoString(word) {
+		t = rest
+	}
 	return strings.TrimSpace(t)
+}
+
+// isInfoString reports a fence's language tag: a word of letters (json, JSON, jsonc).
+func isInfoString(w string) bool {
+	if w == "" {
+		return false
+	}
+	for _, r := range w {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func schemaMessage(err error) string {

@@ -89,6 +89,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		s.log.Error("request failed", slog.String("request_id", requestID(c)), slog.String("method", c.Method()),
 			slog.String("path", c.Path()), slog.Any("err", err))
 	}
+	if isFacadePath(c.Path()) {
+		return writeOpenAIError(c, err, se)
+	}
 	return c.Status(statusOf(se.Code)).JSON(errorBody{Error: se})
 }
 

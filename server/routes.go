@@ -61,6 +61,13 @@ func (s *Server) routes() {
 	u.Get("/agent-endpoints/:id/runs/:run_id", s.getRun)
 	u.Get("/agent-endpoints/:id/stats", s.stats)
 
+	// The OpenAI-compatible facade (openai.go): endpoint key auth, rate limited like runs.
+	v1 := a.Group("/v1")
+	v1.Post("/chat/completions", s.chatCompletions)
+	v1.Get("/models", s.listModels)
+	v1.Get("/models/:model", s.getModel)
+	v1.Use(func(c *fiber.Ctx) error { return errNotFound("route") })
+
 	// Operator: admin token (off when none is configured).
 	api.Post("/admin/wallet/deposit", s.requireAdmin, s.adminDeposit)
 

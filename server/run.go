@@ -80,33 +80,15 @@ func (s *Server) testEndpoint(c *fiber.Ctx) error {
 
 // startRun prepares and starts a run, then answers in the negotiated mode.
 func (s *Server) startRun(c *fiber.Ctx, e *db.Endpoint, status string) error {
-	if s.draining.Load() {
-		return stream.Errorf(stream.CodeUnavailable, "server shutting down")
-	}
 	input, err := extractInput(c.Body())
 	if err != nil {
 		return err
 	}
 	mode := negotiate(c, e)
-	ctx := c.UserContext()
-	spec, byok, err := s.buildSpec(ctx, e)
+	lr, sub, err := s.launchRun(c, e, status, input, mode == modeAsync)
 	if err != nil {
 		return err
 	}
-	rec := &db.Run{
-		ID: db.NewID("run_"), EndpointID: e.ID, OwnerID: e.OwnerID, Status: status, Input: input,
-		Async: mode == modeAsync, CreatedAt: time.Now().UTC(),
-	}
-	spec.RunID, spec.Input = rec.ID, input
-	bill, err := s.billing(ctx, e, rec, byok, status == "test")
-	if err != nil {
-		return err
-	}
-	lr, sub := s.runner.start(startReq{
-		rec: rec, spec: spec, timeout: time.Duration(e.TimeoutMs) * time.Millisecond, async: mode == modeAsync,
-		settle: bill, onFinish: s.observeRun(e),
-	})
-	c.Set("X-Run-Id", lr.id)
 	switch mode {
 	case modeStream:
 		return s.sse(c, lr.id, sub, func() { lr.cancel(errClientGone) })
@@ -124,8 +106,48 @@ func (s *Server) startRun(c *fiber.Ctx, e *db.Endpoint, status string) error {
 	return s.answerJSON(c, lr, sub)
 }
 
+// launchRun resolves the endpoint into a run spec, creates the run record, prepares billing,
+// starts the run on the runner and sets X-Run-Id. The subscription follows the run's events
+// from the first one. Every way of running an endpoint (the run route, the test route, the
+// OpenAI facade) goes through here, so all are logged, billed and observed alike.
+func (s *Server) launchRun(c *fiber.Ctx, e *db.Endpoint, status, input string, async bool) (*liveRun, *stream.Subscription, error) {
+	if s.draining.Load() {
+		return nil, nil, stream.Errorf(stream.CodeUnavailable, "server shutting down")
+	}
+	ctx := c.UserContext()
+	spec, byok, err := s.buildSpec(ctx, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := &db.Run{
+		ID: db.NewID("run_"), EndpointID: e.ID, OwnerID: e.OwnerID, Status: status, Input: input,
+		Async: async, CreatedAt: time.Now().UTC(),
+	}
+	spec.RunID, spec.Input = rec.ID, input
+	bill, err := s.billing(ctx, e, rec, byok, status == "test")
+	if err != nil {
+		return nil, nil, err
+	}
+	lr, sub := s.runner.start(startReq{
+		rec: rec, spec: spec, timeout: time.Duration(e.TimeoutMs) * time.Millisecond, async: async,
+		settle: bill, onFinish: s.observeRun(e),
+	})
+	c.Set("X-Run-Id", lr.id)
+	return lr, sub, nil
+}
+
 // answerJSON waits for the run's terminal event and answers it as one JSON document.
 func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription) error {
+	ans, rerr := s.awaitResult(lr, sub)
+	if rerr != nil {
+		return c.Status(statusOf(rerr.Code)).JSON(errorBody{Error: rerr})
+	}
+	return c.JSON(ans)
+}
+
+// awaitResult follows a run's events until its terminal one and returns the answer, or the
+// error (with the run id) that ended it. It closes sub.
+func (s *Server) awaitResult(lr *liveRun, sub *stream.Subscription) (stream.Answer, *stream.Error) {
 	var agg stream.Aggregator
 	last := int64(0)
 	for !agg.Done() {
@@ -148,9 +170,8 @@ func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription)
 	ans, rerr := agg.Result()
 	if rerr != nil {
 		rerr.RunID = lr.id
-		return c.Status(statusOf(rerr.Code)).JSON(errorBody{Error: rerr})
 	}
-	return c.JSON(ans)
+	return ans, rerr
 }
 
 // buildSpec resolves an endpoint's model, format, tools and pricing into a run spec.
