@@ -3,9 +3,14 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +20,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
+	"go.uber.org/goleak"
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/llmtest"
@@ -649,5 +655,120 @@ func TestMCP_SessionReuse(t *testing.T) {
 	}
 	if n := peer.Lists.Load(); n != 1 {
 		t.Fatalf("tools/list ran %d times over 3 runs, want 1 (cached)", n)
+	}
+}
+
+// TestMCP_DisconnectCancelsTools: the client of a synchronous stream hangs up while a tool
+// runs. The tool call's ctx is cancelled (the MCP server's handler observes it), the run is
+// logged cancelled, and no goroutine of the run is left behind — neither while the gateway
+// keeps running nor after it shut down.
+//
+// Not parallel: it inspects every goroutine of the process, so no other test may run meanwhile
+// (parallel tests only start once every sequential test has finished).
+func TestMCP_DisconnectCancelsTools(t *testing.T) {
+	hung := make(chan error, 1)
+	peer := startStreamablePeer(t, func(s *mcpserver.MCPServer) { hangTool(s, hung) }, nil)
+	// Process-wide goroutines that libraries start once (fasthttp's date ticker …) are
+	// started by a first gateway before the baseline is taken.
+	t.Run("warm up", func(t *testing.T) {
+		e := newEnv(t, "sqlite")
+		if r := e.run(e.endpoint(nil), `{"input":"warm up"}`); r.Status != 200 {
+			t.Fatalf("warm-up run: %d %s", r.Status, r.Body)
+		}
+	})
+	http.DefaultClient.CloseIdleConnections()
+	baseline := goleak.IgnoreCurrent()
+
+	t.Run("disconnect", func(t *testing.T) {
+		e := newEnv(t, "sqlite")
+		ep, _ := e.toolEndpoint(map[string]map[string]any{"kit": httpServer("streamable_http", peer.URL)}, nil)
+		e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "h", Name: "kit__hang"}}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res := e.openStream(ctx, ep, `{"input":"hang"}`)
+		runID := res.Header.Get("X-Run-Id")
+		br := bufio.NewReader(res.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended before the tool call: %v", err)
+			}
+			if line == "event: tool_call\n" {
+				break
+			}
+		}
+		cancel()
+		res.Body.Close()
+
+		select {
+		case err := <-hung:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("the tool's ctx ended with %v, want cancelled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the MCP tool never saw its call cancelled")
+		}
+		rec := e.waitRun(runID)
+		if rec.Status != "cancelled" {
+			t.Fatalf("record %+v", rec)
+		}
+		var logged []stream.ToolCallRecord
+		if err := json.Unmarshal(rec.ToolCalls, &logged); err != nil || len(logged) != 1 || logged[0].Success {
+			t.Fatalf("logged tool calls %s", rec.ToolCalls)
+		}
+		// The gateway is still up: none of the run's goroutines (loop, tool workers, MCP
+		// calls) may remain.
+		waitUntil(t, "the run's goroutines to end", func() bool {
+			return !goroutinesIn("agent.(*run)", "agent.Run(", "tools.(*Toolbox).Call", "server.(*runner).start")
+		})
+	})
+	http.DefaultClient.CloseIdleConnections()
+	// fasthttp's worker-pool cleaner notices a stopped server only after its 10 s sleep.
+	goleak.VerifyNone(t, baseline, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
+
+// goroutinesIn reports whether a goroutine of the process has a frame containing one of fns.
+func goroutinesIn(fns ...string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, fn := range fns {
+		if bytes.Contains(buf, []byte(fn)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMCP_OperatorServerInTwoWorkspaces: one operator stdio server attached by two workspaces
+// under different slugs. Runs of one workspace must not end the other's MCP session (its
+// child process stays the same across runs).
+func TestMCP_OperatorServerInTwoWorkspaces(t *testing.T) {
+	t.Parallel()
+	stdio := buildStdioServer(t)
+	e := newEnv(t, "sqlite", func(c *Config) { c.OperatorServers = []tools.ServerConfig{stdioOperator("local", stdio)} })
+	a, _ := e.toolEndpoint(map[string]map[string]any{"local": {"operator_server": "local"}}, map[string]any{"name": "a"})
+	b, _ := e.toolEndpoint(map[string]map[string]any{"files": {"operator_server": "local"}}, map[string]any{"name": "b"})
+	pid := func(ep createdEndpoint, tool string) string {
+		t.Helper()
+		e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "p", Name: tool}}}, llmtest.Reply{Text: "pid"})
+		var ans stream.Answer
+		r := e.run(ep, map[string]any{"input": "pid?"})
+		r.json(t, &ans)
+		if r.Status != 200 || len(ans.ToolCalls) != 1 || !ans.ToolCalls[0].Success {
+			t.Fatalf("pid run: %d %s", r.Status, r.Body)
+		}
+		return ans.ToolCalls[0].Result
+	}
+	first := pid(a, "local__pid")
+	pid(b, "files__pid")
+	if again := pid(a, "local__pid"); again != first {
+		t.Fatalf("workspace a's stdio child changed from %s to %s after a run of workspace b", first, again)
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/agentgate/agentgate/agent/llmtest"
+	"github.com/agentgate/agentgate/db"
 	"github.com/agentgate/agentgate/stream"
 	"github.com/agentgate/agentgate/tools"
 )
@@ -286,4 +288,34 @@ func closedURL(tb testing.TB) string {
 	addr := l.Addr().String()
 	_ = l.Close()
 	return "http://" + addr + "/mcp"
+}
+
+// TestMCP_EgressCheckedAtConnect: a loopback server that got into the database without the
+// API's check (e.g. registered before the operator turned private egress off) is still refused
+// when a run connects; the run goes on without it and says why.
+func TestMCP_EgressCheckedAtConnect(t *testing.T) {
+	t.Parallel()
+	peer := startStreamablePeer(t, echoTool, nil)
+	e := newEnv(t, "sqlite", func(c *Config) { c.AllowPrivateEgress = false })
+	ws := e.createWorkspace("w")
+	if err := e.Store.CreateMCPServer(context.Background(), &db.MCPServer{
+		WorkspaceID: ws, Slug: "sneaky", Name: "sneaky", Transport: tools.TransportStreamableHTTP, URL: peer.URL, Enabled: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ep := e.endpoint(map[string]any{"workspace_id": ws})
+	e.LLM.Script(llmtest.Reply{Text: "No tools."})
+	_, evs := readStream(t, e, ep, `{"input":"hi"}`)
+	if done := lastDone(t, evs); done.Output != "No tools." {
+		t.Fatalf("done %+v", done)
+	}
+	if msg := toolsLoaded(t, evs); !strings.HasPrefix(msg, "0 tools loaded; ") || !strings.Contains(msg, "egress denied") {
+		t.Fatalf("tools_loaded %q", msg)
+	}
+	if n := peer.Inits.Load(); n != 0 {
+		t.Fatalf("the loopback server was initialised %d times", n)
+	}
+	if reqs := e.LLM.Requests(); len(reqs) != 1 || len(reqs[0].Tools) != 0 {
+		t.Fatalf("model requests %+v", reqs)
+	}
 }
