@@ -772,3 +772,34 @@ func TestMCP_OperatorServerInTwoWorkspaces(t *testing.T) {
 		t.Fatalf("workspace a's stdio child changed from %s to %s after a run of workspace b", first, again)
 	}
 }
+
+// TestMCP_RunTimeoutDuringTool: the run's timeout_ms ends a run whose tool is still running.
+// The tool call is cancelled on the MCP server and the stream ends with TIMEOUT.
+func TestMCP_RunTimeoutDuringTool(t *testing.T) {
+	t.Parallel()
+	hung := make(chan error, 1)
+	peer := startStreamablePeer(t, func(s *mcpserver.MCPServer) { hangTool(s, hung) }, nil)
+	e := newEnv(t, "sqlite")
+	ep, _ := e.toolEndpoint(map[string]map[string]any{"kit": httpServer("streamable_http", peer.URL)}, map[string]any{"timeout_ms": 1000})
+	e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "h", Name: "kit__hang"}}})
+	msgs, evs := readStream(t, e, ep, `{"input":"hang"}`)
+	checkStream(t, msgs, evs)
+	last := evs[len(evs)-1]
+	if last.Type != stream.TypeError || last.Error.Code != stream.CodeTimeout {
+		t.Fatalf("last event %+v", last)
+	}
+	if res := firstOf(t, evs, stream.TypeToolResult).ToolResult; res.Success {
+		t.Fatalf("tool result %+v", res)
+	}
+	select {
+	case err := <-hung:
+		if err == nil {
+			t.Fatal("no cancellation seen by the tool")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the MCP tool was never cancelled")
+	}
+	if rec := e.waitRun(last.Error.RunID); rec.Status != "timeout" || rec.Iterations != 1 {
+		t.Fatalf("record %+v", rec)
+	}
+}
