@@ -113,11 +113,13 @@ func (r *run) loop(ctx context.Context) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		msg := fmt.Sprintf("%d tools loaded", len(list))
 		if err != nil {
 			warnings = append(warnings, "tools unavailable: "+err.Error())
 			list = nil
-			msg = "0 tools loaded"
+		}
+		msg := fmt.Sprintf("%d tools loaded", len(list))
+		if len(list) == 1 {
+			msg = "1 tool loaded"
 		}
 		if len(warnings) > 0 {
 			msg += "; " + strings.Join(warnings, "; ")
@@ -235,10 +237,7 @@ func (r *run) runTools(ctx context.Context, calls []ToolCall, budget int) []stri
 	ch := make(chan toolDone, len(calls)) // buffered: workers never block, even if we stop reading
 	var wg sync.WaitGroup
 	for i, tc := range calls {
-		args := json.RawMessage(tc.Arguments)
-		if !json.Valid(args) {
-			args = json.RawMessage(`{}`)
-		}
+		args := toolArguments(tc.Arguments)
 		if i >= budget {
 			results[i] = "Error: tool call limit (max_tool_calls) reached; answer with what you have."
 			continue
@@ -266,12 +265,27 @@ func (r *run) runTools(ctx context.Context, calls []ToolCall, budget int) []stri
 	return results
 }
 
+// toolArguments is the JSON shown in events and the run log for a call's arguments: the
+// model's text when it is valid JSON, {} when it is empty, and otherwise the text as a JSON
+// string, so the log keeps what the model actually sent (the call itself is refused).
+func toolArguments(text string) json.RawMessage {
+	switch {
+	case strings.TrimSpace(text) == "":
+		return json.RawMessage(`{}`)
+	case json.Valid([]byte(text)):
+		return json.RawMessage(text)
+	}
+	b, _ := json.Marshal(text)
+	return b
+}
+
 func (r *run) runTool(ctx context.Context, i int, tc ToolCall, args json.RawMessage) toolDone {
 	start := time.Now()
 	var text string
 	ok := false
-	if !json.Valid([]byte(tc.Arguments)) && strings.TrimSpace(tc.Arguments) != "" {
-		text = "Error: the tool arguments are not valid JSON"
+	var probe any
+	if perr := json.Unmarshal([]byte(tc.Arguments), &probe); perr != nil && strings.TrimSpace(tc.Arguments) != "" {
+		text = "Error: the tool arguments are not valid JSON (" + perr.Error() + "); call the tool again with a JSON object"
 	} else {
 		res, err := r.spec.Tools.Call(ctx, tc.Name, args)
 		switch {

@@ -383,6 +383,10 @@ func (s *Server) toolbox(ctx context.Context, workspaceID string) (*tools.Toolbo
 			if !ok {
 				continue
 			}
+			// The slug is part of a session's identity (tools.ServerConfig's fingerprint):
+			// key the session by it too, or workspaces that attach this server under
+			// different slugs would keep replacing each other's session (and stdio child).
+			op.ID += "#" + m.Slug
 			op.Slug = m.Slug
 			cfgs = append(cfgs, op)
 			continue
