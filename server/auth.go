@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -74,7 +75,7 @@ func (s *Server) register(c *fiber.Ctx) error {
 
 // CreateUser hashes the password and stores a new user (also used by the CLI).
 func CreateUser(ctx context.Context, store *db.Store, email, password string) (*db.User, error) {
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +86,16 @@ func CreateUser(ctx context.Context, store *db.Store, email, password string) (*
 	return u, nil
 }
 
-// dummyHash makes a login for an unknown email cost as much as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("agentgate-dummy-password"), bcrypt.DefaultCost)
+// passwordCost is bcrypt's work factor. Tests lower it: under the race detector one hash at the
+// default cost takes seconds.
+var passwordCost = bcrypt.DefaultCost
+
+// dummyHash makes a login for an unknown email cost as much as a wrong password. Computed on
+// first use, so that starting the server (and every test binary) does not pay for it.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("agentgate-dummy-password"), passwordCost)
+	return h
+})
 
 func (s *Server) login(c *fiber.Ctx) error {
 	email, password, err := credentials(c)
@@ -95,7 +104,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	u, err := s.store.UserByEmail(c.UserContext(), email)
 	if errors.Is(err, db.ErrNotFound) {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return errUnauthorized("wrong email or password")
 	}
 	if err != nil {
