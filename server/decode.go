@@ -62,6 +62,10 @@ func (f fields) str(name string) (s string, ok bool, err error) {
 	if err := json.Unmarshal(v, &s); err != nil || bytes.TrimSpace(v)[0] != '"' {
 		return "", true, errValidation("%s must be a string", name)
 	}
+	// PostgreSQL text cannot hold NUL: refuse it here rather than fail the write with a 500.
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", true, errValidation("%s must not contain NUL characters", name)
+	}
 	return s, true, nil
 }
 
