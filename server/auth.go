@@ -45,14 +45,31 @@ func credentials(c *fiber.Ctx) (email, password string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	email, err = normalizeEmail(email)
+	return email, password, err
+}
+
+// normalizeEmail lower-cases and trims an email and checks it is a plain address.
+func normalizeEmail(email string) (string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" {
-		return "", "", errValidation("email is required")
+		return "", errValidation("email is required")
 	}
 	if a, perr := mail.ParseAddress(email); perr != nil || a.Address != email || len(email) > 254 {
-		return "", "", errValidation("email is not a valid address")
+		return "", errValidation("email is not a valid address")
 	}
-	return email, password, nil
+	return email, nil
+}
+
+// checkPassword applies the password rules (SPEC §2; bcrypt reads at most 72 bytes).
+func checkPassword(password string) error {
+	if len([]rune(password)) < 8 {
+		return errValidation("password must be at least 8 characters")
+	}
+	if len(password) > 72 {
+		return errValidation("password must be at most 72 bytes")
+	}
+	return nil
 }
 
 func (s *Server) register(c *fiber.Ctx) error {
@@ -60,11 +77,8 @@ func (s *Server) register(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len([]rune(password)) < 8 {
-		return errValidation("password must be at least 8 characters")
-	}
-	if len(password) > 72 {
-		return errValidation("password must be at most 72 bytes")
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	u, err := CreateUser(c.UserContext(), s.store, email, password)
 	if err != nil {
@@ -73,13 +87,21 @@ func (s *Server) register(c *fiber.Ctx) error {
 	return s.sendToken(c.Status(fiber.StatusCreated), u)
 }
 
-// CreateUser hashes the password and stores a new user (also used by the CLI).
+// CreateUser checks the email and password like registration does, hashes the password and
+// stores a new user (also used by the CLI).
 func CreateUser(ctx context.Context, store *db.Store, email, password string) (*db.User, error) {
+	email, err := normalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPassword(password); err != nil {
+		return nil, err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
 	if err != nil {
 		return nil, err
 	}
-	u := &db.User{Email: strings.ToLower(email), PasswordHash: string(hash)}
+	u := &db.User{Email: email, PasswordHash: string(hash)}
 	if err := store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
