@@ -219,15 +219,24 @@ func serve(ctx context.Context, cfg Config, getenv func(string) string, stderr i
 		return err
 	}
 	defer store.Close()
-	server.Version = version
-	srv, err := server.New(sc, store, log)
-	if err != nil {
-		return err
-	}
+	// Listen before building the server: a bad or busy address must not leave the server's
+	// goroutines running against a store this function is about to close.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	server.Version = version
+	srv, err := server.New(sc, store, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	// Shutdown is idempotent: this also stops the server when Serve fails, before the store closes.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), sc.DrainTimeout+15*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 	if cfg.PprofAddr != "" {
 		stopPprof := startPprof(cfg.PprofAddr, log)
 		defer stopPprof()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -44,14 +45,31 @@ func credentials(c *fiber.Ctx) (email, password string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	email, err = normalizeEmail(email)
+	return email, password, err
+}
+
+// normalizeEmail lower-cases and trims an email and checks it is a plain address.
+func normalizeEmail(email string) (string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" {
-		return "", "", errValidation("email is required")
+		return "", errValidation("email is required")
 	}
 	if a, perr := mail.ParseAddress(email); perr != nil || a.Address != email || len(email) > 254 {
-		return "", "", errValidation("email is not a valid address")
+		return "", errValidation("email is not a valid address")
 	}
-	return email, password, nil
+	return email, nil
+}
+
+// checkPassword applies the password rules (SPEC §2; bcrypt reads at most 72 bytes).
+func checkPassword(password string) error {
+	if len([]rune(password)) < 8 {
+		return errValidation("password must be at least 8 characters")
+	}
+	if len(password) > 72 {
+		return errValidation("password must be at most 72 bytes")
+	}
+	return nil
 }
 
 func (s *Server) register(c *fiber.Ctx) error {
@@ -59,11 +77,8 @@ func (s *Server) register(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len([]rune(password)) < 8 {
-		return errValidation("password must be at least 8 characters")
-	}
-	if len(password) > 72 {
-		return errValidation("password must be at most 72 bytes")
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	u, err := CreateUser(c.UserContext(), s.store, email, password)
 	if err != nil {
@@ -72,21 +87,37 @@ func (s *Server) register(c *fiber.Ctx) error {
 	return s.sendToken(c.Status(fiber.StatusCreated), u)
 }
 
-// CreateUser hashes the password and stores a new user (also used by the CLI).
+// CreateUser checks the email and password like registration does, hashes the password and
+// stores a new user (also used by the CLI).
 func CreateUser(ctx context.Context, store *db.Store, email, password string) (*db.User, error) {
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	email, err := normalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}
-	u := &db.User{Email: strings.ToLower(email), PasswordHash: string(hash)}
+	if err := checkPassword(password); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
+	if err != nil {
+		return nil, err
+	}
+	u := &db.User{Email: email, PasswordHash: string(hash)}
 	if err := store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
 
-// dummyHash makes a login for an unknown email cost as much as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("agentgate-dummy-password"), bcrypt.DefaultCost)
+// passwordCost is bcrypt's work factor. Tests lower it: under the race detector one hash at the
+// default cost takes seconds.
+var passwordCost = bcrypt.DefaultCost
+
+// dummyHash makes a login for an unknown email cost as much as a wrong password. Computed on
+// first use, so that starting the server (and every test binary) does not pay for it.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("agentgate-dummy-password"), passwordCost)
+	return h
+})
 
 func (s *Server) login(c *fiber.Ctx) error {
 	email, password, err := credentials(c)
@@ -95,7 +126,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	u, err := s.store.UserByEmail(c.UserContext(), email)
 	if errors.Is(err, db.ErrNotFound) {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return errUnauthorized("wrong email or password")
 	}
 	if err != nil {

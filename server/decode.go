@@ -62,6 +62,10 @@ func (f fields) str(name string) (s string, ok bool, err error) {
 	if err := json.Unmarshal(v, &s); err != nil || bytes.TrimSpace(v)[0] != '"' {
 		return "", true, errValidation("%s must be a string", name)
 	}
+	// PostgreSQL text cannot hold NUL: refuse it here rather than fail the write with a 500.
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", true, errValidation("%s must not contain NUL characters", name)
+	}
 	return s, true, nil
 }
 
@@ -84,7 +88,8 @@ func (f fields) integer(name string, lo, hi int) (n int, ok bool, err error) {
 		return 0, false, nil
 	}
 	var x float64
-	if err := json.Unmarshal(v, &x); err != nil || x != math.Trunc(x) {
+	// null unmarshals into 0 without error: refuse it rather than store a silent zero.
+	if err := json.Unmarshal(v, &x); err != nil || f.isNull(name) || x != math.Trunc(x) {
 		return 0, true, errValidation("%s must be an integer", name)
 	}
 	if x < float64(lo) || x > float64(hi) {
@@ -99,7 +104,7 @@ func (f fields) number(name string, lo, hi float64) (x float64, ok bool, err err
 	if !ok {
 		return 0, false, nil
 	}
-	if err := json.Unmarshal(v, &x); err != nil {
+	if err := json.Unmarshal(v, &x); err != nil || f.isNull(name) {
 		return 0, true, errValidation("%s must be a number", name)
 	}
 	if x < lo || x > hi {

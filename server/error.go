@@ -76,6 +76,8 @@ func asAppError(err error) (*stream.Error, bool) {
 		return stream.Errorf(stream.CodeSlugTaken, "slug is already taken"), false
 	case errors.Is(err, db.ErrEmailTaken):
 		return stream.Errorf(stream.CodeValidation, "email is already registered"), false
+	case errors.Is(err, db.ErrInvalidCursor):
+		return stream.Errorf(stream.CodeValidation, "cursor is not valid: pass a next_cursor from a previous page"), false
 	case errors.Is(err, db.ErrInsufficientFunds):
 		return stream.Errorf(stream.CodeInsufficientFunds, "insufficient funds"), false
 	}

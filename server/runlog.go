@@ -41,6 +41,7 @@ func newRunLog(store *db.Store, log *slog.Logger, retention time.Duration) *runL
 // save queues a copy of r for writing.
 func (l *runLog) save(r *db.Run) {
 	c := *r
+	storableRun(&c)
 	l.ch <- logItem{run: &c}
 }
 

@@ -18,7 +18,7 @@ type workspaceJSON struct {
 	Name        string        `json:"name"`
 	Description string        `json:"description"`
 	ServerCount *int          `json:"server_count,omitempty"`
-	Servers     []*serverJSON `json:"servers,omitempty"`
+	Servers     []*serverJSON `json:"servers,omitzero"` // GET answers [] for none; lists omit it
 	CreatedAt   string        `json:"created_at"`
 	UpdatedAt   string        `json:"updated_at"`
 }
