@@ -61,6 +61,7 @@ func (s *Server) runEndpoint(c *fiber.Ctx) error {
 		}
 	}
 	if err := s.limits.allowRun(c, e); err != nil {
+		s.metrics.rejected(e.Slug, err)
 		return err
 	}
 	return s.startRun(c, e, "running")
@@ -73,6 +74,7 @@ func (s *Server) testEndpoint(c *fiber.Ctx) error {
 		return err
 	}
 	if err := s.limits.allowTest(c, e); err != nil {
+		s.metrics.rejected(e.Slug, err)
 		return err
 	}
 	return s.startRun(c, e, "test")
@@ -145,6 +147,9 @@ func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription)
 		agg.Add(ev)
 	}
 	sub.Close()
+	if agg.Done() {
+		s.setOverhead(c, lr)
+	}
 	ans, rerr := agg.Result()
 	if rerr != nil {
 		rerr.RunID = lr.id
