@@ -144,9 +144,9 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 		log.Printf("[%s] warm-up", db)
 		b.overhead(ctx, g, 200, time.Second)
 		if has("overhead") {
-			rates := []float64{500, 1000, 2000}
+			rates := []float64{100, 500, 1000}
 			if !b.quick {
-				rates = []float64{250, 500, 1000, 1500, 2000}
+				rates = []float64{100, 250, 500, 1000, 2000}
 			}
 			for _, r := range rates {
 				var stopProf func()

@@ -111,12 +111,12 @@ func (r results) markdown() string {
 
 	if len(r.Overhead) > 0 {
 		p("## 1. Overhead: non-streaming runs, run logging on (gateway vs direct to the upstream, same run)\n\n")
-		p("| db | rate/s | gateway p50 / p90 / p99 / max | direct p50 / p90 / p99 / max | **added p50 / p99** | overhead header p50 / p99 | runs/s | errors | gateway CPU (cores) | RSS MiB |\n")
-		p("|---|---|---|---|---|---|---|---|---|---|\n")
+		p("| db | rate/s | gateway p50 / p90 / p99 / max | direct p50 / p90 / p99 / max | **added p50 / p99** | overhead header p50 / p99 | runs/s | errors | CPU cores gateway / upstream / load gen | **gateway CPU ms per run** | gateway RSS MiB |\n")
+		p("|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, o := range r.Overhead {
-			p("| %s | %.0f | %s | %s | **%.3f / %.3f** | %.3f / %.3f | %.0f | %d%s | %.2f | %.0f |\n", o.DB, o.Rate, d4(o.Gateway), d4(o.Direct),
+			p("| %s | %.0f | %s | %s | **%.3f / %.3f** | %.3f / %.3f | %.0f | %d%s | %.2f / %.2f / %.2f | **%.3f** | %.0f |\n", o.DB, o.Rate, d4(o.Gateway), d4(o.Direct),
 				o.Added.P50, o.Added.P99, o.Header.P50, o.Header.P99, o.Throughput, o.Errors+o.DirectErrors, errNote(o.FirstError),
-				o.Gateway_.CPUCores, o.Gateway_.RSSMiB)
+				o.Gateway_.CPUCores, o.Upstream_.CPUCores, o.BenchCPU, o.CPUMsPerRun, o.Gateway_.RSSMiB)
 		}
 		p("\n")
 	}

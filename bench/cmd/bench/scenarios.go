@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,11 @@ type overheadRow struct {
 	FirstError   string  `json:"first_error,omitempty"`
 	Throughput   float64 `json:"gateway_runs_per_s"`
 	Gateway_     usage   `json:"gateway_process"`
+	// CPUMsPerRun is the gateway's CPU time per run (all its work / gateway runs): the figure
+	// least skewed by other load on the machine.
+	CPUMsPerRun float64 `json:"gateway_cpu_ms_per_run"`
+	Upstream_   usage   `json:"upstream_process"`
+	BenchCPU    float64 `json:"load_generator_cpu_cores"`
 }
 
 // interleaved runs gw and direct requests alternately at 2×rate for dur (rate each).
@@ -44,7 +50,7 @@ func interleaved(ctx context.Context, rate float64, dur time.Duration, gw, direc
 }
 
 func (b *bench) overhead(ctx context.Context, g *gateway, rate float64, dur time.Duration) overheadRow {
-	m := startMeter(g.p.pid())
+	m, um, bm := startMeter(g.p.pid()), startMeter(b.fast.p.pid()), startMeter(os.Getpid())
 	t0 := time.Now()
 	ss := interleaved(ctx, rate, dur,
 		func(ctx context.Context, due time.Time) sample {
@@ -54,7 +60,7 @@ func (b *bench) overhead(ctx context.Context, g *gateway, rate float64, dur time
 			return directRun(ctx, b.directClient, b.fast.url, due)
 		})
 	wall := time.Since(t0).Seconds()
-	row := overheadRow{DB: g.db, Rate: rate, Seconds: dur.Seconds(), Gateway_: m.stop()}
+	row := overheadRow{DB: g.db, Rate: rate, Seconds: dur.Seconds(), Gateway_: m.stop(), Upstream_: um.stop(), BenchCPU: bm.stop().CPUCores}
 	gl, ge, gerr := split(ss, "gateway")
 	dl, de, derr := split(ss, "direct")
 	row.Gateway, row.Direct = distOf(gl), distOf(dl)
@@ -72,6 +78,9 @@ func (b *bench) overhead(ctx context.Context, g *gateway, rate float64, dur time
 	}
 	row.Header = distOfFloat(hdr)
 	row.Throughput = round(float64(len(gl))/wall, 1)
+	if len(gl) > 0 {
+		row.CPUMsPerRun = round(row.Gateway_.CPUCores*wall*1000/float64(len(gl)), 3)
+	}
 	return row
 }
 
