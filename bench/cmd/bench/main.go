@@ -44,6 +44,7 @@ type upstream struct {
 }
 
 type bench struct {
+	openNs       string
 	quick        bool
 	tmp          string
 	bin          string
@@ -68,11 +69,12 @@ func main() {
 		"PostgreSQL URL (the bench creates and drops its own schema)")
 	only := flag.String("scenarios", "overhead,streaming,open,tools,storage", "scenarios to run")
 	profile := flag.Bool("profile", false, "save gateway CPU and heap profiles (pprof) into -out")
+	openNs := flag.String("open", "", "comma-separated N for the open-streams scenario (default 1000,10000; full 1000,5000,10000)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{quick: *quick, pgURL: *pg, profile: *profile, outDir: *out, gwClient: newClient(), directClient: newClient()}
+	b := &bench{openNs: *openNs, quick: *quick, pgURL: *pg, profile: *profile, outDir: *out, gwClient: newClient(), directClient: newClient()}
 	if err := b.run(ctx, strings.Split(*dbs, ","), *only); err != nil {
 		log.Fatal("bench: ", err)
 	}
@@ -193,6 +195,16 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 		if !b.quick {
 			ns = []int{1000, 5000, 10000}
 		}
+		if b.openNs != "" {
+			ns = nil
+			for _, f := range strings.Split(b.openNs, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || n < 1 || n > 15000 {
+					return fmt.Errorf("-open: want numbers between 1 and 15000, got %q", f)
+				}
+				ns = append(ns, n)
+			}
+		}
 		for _, n := range ns {
 			g, err := b.startGateway(ctx, "sqlite", time.Second, []string{"SSL_CERT_FILE=" + b.slowCA})
 			if err != nil {
@@ -201,9 +213,6 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 			// A few short runs first, so the baseline holds the warmed-up process.
 			b.overhead(ctx, g, 100, time.Second)
 			row := b.openStreams(ctx, g, n, 2000, phase(5*time.Second))
-			if b.profile && n == ns[len(ns)-1] {
-				log.Printf("(heap profile taken after the streams closed; see the README for a live one)")
-			}
 			log.Printf("open streams %d: opened %d failed %d, %.2f KiB RSS/stream, heartbeat CPU %.3f cores (%.1f µs/beat), closed in %.2f s, left %v",
 				n, row.Opened, row.Failed, row.PerStreamKiB, row.HoldCPUCores, row.CPUPerBeatUs, row.CloseSeconds, row.LeftOpen)
 			b.res.Open = append(b.res.Open, row)

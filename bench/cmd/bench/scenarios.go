@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,6 +378,16 @@ func (b *bench) openStreams(ctx context.Context, g *gateway, n int, openRate flo
 	row.PerStreamKiB = round((row.PlateauMiB-row.BaselineMiB)*1024/float64(n), 2)
 	row.HeapPerStreamKB = round((plateau["go_memstats_heap_inuse_bytes"]-base["go_memstats_heap_inuse_bytes"])/1024/float64(n), 2)
 	row.Goroutines = round((plateau["go_goroutines"]-base["go_goroutines"])/float64(n), 2)
+	if b.profile {
+		path := filepath.Join(b.outDir, "heap-open-"+strconv.Itoa(n)+".pprof")
+		if err := fetch(ctx, g.pprof+"/debug/pprof/heap", path); err != nil {
+			log.Printf("heap profile: %v", err)
+		}
+		path = filepath.Join(b.outDir, "goroutines-open-"+strconv.Itoa(n)+".txt")
+		if err := fetch(ctx, g.pprof+"/debug/pprof/goroutine?debug=1", path); err != nil {
+			log.Printf("goroutine profile: %v", err)
+		}
+	}
 
 	// Hold: only heartbeats (and the disconnect watcher) run; the upstream is silent.
 	beats0 := beats.Load()
