@@ -153,9 +153,9 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 			for _, r := range rates {
 				var stopProf func()
 				if b.profile && r == 1000 {
-					stopProf = g.cpuProfile(ctx, filepath.Join(b.outDir, "cpu-overhead-"+db+".pprof"), phase(4*time.Second))
+					stopProf = g.cpuProfile(ctx, filepath.Join(b.outDir, "cpu-overhead-"+db+".pprof"), phase(3*time.Second))
 				}
-				row := b.overhead(ctx, g, r, phase(4*time.Second))
+				row := b.overhead(ctx, g, r, phase(3*time.Second))
 				if stopProf != nil {
 					stopProf()
 				}
