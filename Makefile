@@ -52,11 +52,11 @@ lint: ## gofmt, go vet and the dependency-direction test
 	$(GO) test -count=1 -run TestDependencyDirection .
 
 .PHONY: bench
-bench: build ## quick benchmarks (under 3 minutes); results in bench/out/
+bench: ## quick benchmarks (under 3 minutes; builds its own gateway binary); results in bench/out/
 	$(GO) run ./bench/cmd/bench -quick
 
 .PHONY: bench/full
-bench/full: build ## full benchmark scenarios on SQLite and PostgreSQL
+bench/full: ## full benchmark scenarios on SQLite and PostgreSQL
 	$(GO) run ./bench/cmd/bench
 
 .PHONY: tidy

@@ -62,6 +62,10 @@ type Outcome struct {
 	Iterations     int
 	TTFT           time.Duration // zero when no token arrived
 	Latency        time.Duration
+	// ModelTime is the wall time spent inside Model.Complete, summed over the run's model
+	// calls: waiting on the upstream plus reading its stream. Latency − ModelTime is what the
+	// gateway itself (and the tools) took.
+	ModelTime time.Duration
 }
 
 // DefaultToolResultLimit bounds what one tool result may put into the prompt.
@@ -97,6 +101,7 @@ type run struct {
 	cost       int64
 	iterations int
 	ttft       time.Duration
+	modelTime  time.Duration
 }
 
 func (r *run) thinking(status, msg string, iteration int) {
@@ -185,6 +190,7 @@ func (r *run) call(ctx context.Context, msgs []Message, tools []ToolSpec) (Respo
 	it := r.iterations
 	r.thinking(stream.StatusLLMCall, fmt.Sprintf("Calling model %s", r.spec.ModelName), it)
 	var turn strings.Builder
+	callStart := time.Now()
 	resp, err := r.spec.Model.Complete(ctx, Request{
 		Model:       r.spec.ModelName,
 		Messages:    msgs,
@@ -204,6 +210,7 @@ func (r *run) call(ctx context.Context, msgs []Message, tools []ToolSpec) (Respo
 		r.output.WriteString(delta)
 		r.emit(stream.Event{Type: stream.TypeToken, Token: &stream.Token{Iteration: it, Delta: delta}})
 	})
+	r.modelTime += time.Since(callStart)
 	r.lastTurn = turn.String()
 	// Usage is counted even for a failed call: what was spent is billed and logged.
 	var cost int64
@@ -314,6 +321,7 @@ func (r *run) finish(ctx context.Context, err error) Outcome {
 	o := Outcome{
 		Output: r.output.String(), ToolCalls: r.toolCalls, TokensInput: r.tokensIn, TokensOutput: r.tokensOut,
 		CostMicroCents: r.cost, Iterations: r.iterations, TTFT: r.ttft, Latency: time.Since(r.start),
+		ModelTime: r.modelTime,
 	}
 	if o.ToolCalls == nil {
 		o.ToolCalls = []stream.ToolCallRecord{}

@@ -98,6 +98,9 @@ type Store struct {
 	aead    cipher.AEAD
 	log     *slog.Logger
 
+	// bySlug is EndpointBySlug's prepared statement (stmt.go).
+	bySlug lazyStmt
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -250,7 +253,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // It is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		var errs []error
+		errs := []error{s.bySlug.close()}
 		if s.r != nil && s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}

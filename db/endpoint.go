@@ -172,8 +172,20 @@ func (s *Store) Endpoint(ctx context.Context, ownerID, id string, includeDeleted
 }
 
 // EndpointBySlug returns the live endpoint with slug, or ErrNotFound.
+// Every run calls it, so its statement is prepared once (stmt.go).
 func (s *Store) EndpointBySlug(ctx context.Context, slug string) (*Endpoint, error) {
-	return s.oneEndpoint(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE slug = ? AND deleted_at IS NULL`, slug)
+	st, err := s.bySlug.get(ctx, s.r, s.r.Rebind(`SELECT `+endpointCols+` FROM endpoints WHERE slug = ? AND deleted_at IS NULL`))
+	if err != nil {
+		return nil, fmt.Errorf("db: get endpoint: %w", err)
+	}
+	e, err := s.scanEndpoint(st.QueryRowContext(ctx, slug))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: get endpoint: %w", err)
+	}
+	return e, nil
 }
 
 func (s *Store) oneEndpoint(ctx context.Context, q string, args ...any) (*Endpoint, error) {

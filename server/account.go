@@ -169,5 +169,6 @@ func (s *Server) observeRun(e *db.Endpoint) func(*db.Run, agent.Outcome) {
 			"tokens_input", r.TokensInput, "tokens_output", r.TokensOutput, "cost_micro_cents", r.CostMicroCents,
 			"latency_ms", r.LatencyMs, "ttft_ms", r.TTFTMs, "iterations", r.Iterations, "tool_calls", len(o.ToolCalls),
 			"error", r.ErrorCode)
+		s.metrics.observeRun(slug, provider, r, o)
 	}
 }

@@ -23,6 +23,7 @@ func (s *Server) routes() {
 
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.Get("/readyz", s.readyz)
+	a.Get("/metrics", s.metrics.handler())
 
 	api := a.Group("/api")
 	api.Post("/auth/register", s.register)

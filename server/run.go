@@ -61,6 +61,7 @@ func (s *Server) runEndpoint(c *fiber.Ctx) error {
 		}
 	}
 	if err := s.limits.allowRun(c, e); err != nil {
+		s.metrics.rejected(e.Slug, err)
 		return err
 	}
 	return s.startRun(c, e, "running")
@@ -73,6 +74,7 @@ func (s *Server) testEndpoint(c *fiber.Ctx) error {
 		return err
 	}
 	if err := s.limits.allowTest(c, e); err != nil {
+		s.metrics.rejected(e.Slug, err)
 		return err
 	}
 	return s.startRun(c, e, "test")
@@ -139,6 +141,7 @@ func (s *Server) launchRun(c *fiber.Ctx, e *db.Endpoint, status, input string, a
 // answerJSON waits for the run's terminal event and answers it as one JSON document.
 func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription) error {
 	ans, rerr := s.awaitResult(lr, sub)
+	s.setOverhead(c, lr)
 	if rerr != nil {
 		return c.Status(statusOf(rerr.Code)).JSON(errorBody{Error: rerr})
 	}

@@ -17,6 +17,9 @@ type runLog struct {
 	ch        chan logItem
 	done      chan struct{}
 	retention time.Duration
+	// observe, when set, is told each batch's size and write time (metrics). Set it before
+	// anything is queued.
+	observe func(runs, events int, d time.Duration)
 }
 
 type logItem struct {
@@ -95,6 +98,7 @@ func (l *runLog) loop() {
 
 // batch writes first and whatever else is already queued, up to maxBatch items.
 func (l *runLog) batch(first logItem) {
+	start := time.Now()
 	var runs []*db.Run
 	var events []db.RunEvent
 	var barriers []chan struct{}
@@ -127,6 +131,9 @@ func (l *runLog) batch(first logItem) {
 	}
 	if len(runs) > 0 {
 		l.write("runs", func(ctx context.Context) error { return l.store.SaveRuns(ctx, dedupeRuns(runs)) })
+	}
+	if l.observe != nil && len(runs)+len(events) > 0 {
+		l.observe(len(runs), len(events), time.Since(start))
 	}
 	for _, b := range barriers {
 		close(b)

@@ -32,6 +32,10 @@ type liveRun struct {
 	async  bool
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the run, its record and its billing are finished
+	// ran is closed as soon as the agent loop returned (right after its terminal event);
+	// modelTime, its time inside model calls, is set before.
+	ran       chan struct{}
+	modelTime time.Duration
 }
 
 // startReq is what the handler prepared for a run.
@@ -65,7 +69,7 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 	ctx, cancel := context.WithCancelCause(rn.base)
 	ctx, stopTimer := context.WithTimeoutCause(ctx, req.timeout,
 		stream.Errorf(stream.CodeTimeout, "run exceeded its timeout of %d ms", req.timeout.Milliseconds()))
-	lr := &liveRun{id: req.rec.ID, async: req.async, cancel: cancel, done: make(chan struct{})}
+	lr := &liveRun{id: req.rec.ID, async: req.async, cancel: cancel, done: make(chan struct{}), ran: make(chan struct{})}
 	topic := rn.hub.Open(lr.id)
 	sub, _ := rn.hub.Subscribe(lr.id, 0)
 
@@ -98,6 +102,8 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 			}
 		}
 		o := rn.runSafely(ctx, lr.id, topic, req.spec, emit)
+		lr.modelTime = o.ModelTime
+		close(lr.ran)
 		rn.rlog.events(pending)
 
 		rec := req.rec

@@ -82,6 +82,8 @@ type Server struct {
 	tools  *tools.Manager
 	runner *runner
 	limits *limits
+	// metrics is the Prometheus registry behind GET /metrics (metrics.go).
+	metrics *metrics
 
 	// ctx is the base of every run and stream; cancelled (with errShutdown) before Fiber's
 	// Shutdown, so open streams end and shutdown cannot hang.
@@ -111,6 +113,8 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 	})
 	s.limits = newLimits(cfg, nil, log, true)
 	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention)
+	s.metrics = newMetrics(s)
+	s.runner.rlog.observe = s.metrics.runLogBatch // set before any request can queue a record
 	s.app = fiber.New(fiber.Config{
 		AppName: "agentgate",
 		// fasthttp drops the connection on a body over its limit, so a client still sending

@@ -219,6 +219,10 @@ func Start(addr string, handler func(Request) Reply, opts ...Option) (*Server, e
 	return s, nil
 }
 
+// Handler returns the server's HTTP handler, so it can also be served on another listener
+// (the benchmark upstream serves it over TLS). Close does not end requests served there.
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
 // URL returns the base URL to give an OpenAI client, ending in /v1.
 func (s *Server) URL() string { return s.url }
 

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// results is everything one bench run measured, with where and when.
+type results struct {
+	Date      string        `json:"date"`
+	Commit    string        `json:"commit"`
+	Mode      string        `json:"mode"`
+	Machine   machine       `json:"machine"`
+	Overhead  []overheadRow `json:"overhead"`
+	Streaming []streamRow   `json:"streaming"`
+	Open      []openRow     `json:"open_streams"`
+	Tools     []toolRow     `json:"tools"`
+	Storage   []storageRow  `json:"storage"`
+}
+
+type machine struct {
+	CPU       string `json:"cpu"`
+	Cores     int    `json:"cores"`
+	MemoryMiB int64  `json:"memory_mib"`
+	Kernel    string `json:"kernel"`
+	Go        string `json:"go"`
+	FileLimit uint64 `json:"open_files_limit"`
+	// LoadAvg is /proc/loadavg at the start: other work on the machine skews every figure.
+	LoadAvg string `json:"loadavg_at_start"`
+}
+
+func newResults(quick bool, fileLimit uint64) results {
+	mode := "full"
+	if quick {
+		mode = "quick"
+	}
+	r := results{Date: time.Now().UTC().Format(time.RFC3339), Mode: mode, Commit: commit()}
+	r.Machine = machine{Cores: runtime.NumCPU(), Go: runtime.Version(), FileLimit: fileLimit}
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				r.Machine.CPU = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.Machine.LoadAvg = strings.Join(strings.Fields(string(raw))[:3], " ")
+	}
+	if raw, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		r.Machine.Kernel = strings.TrimSpace(string(raw))
+	}
+	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(raw), "MemTotal: %d kB", &kb); err == nil {
+			r.Machine.MemoryMiB = kb / 1024
+		}
+	}
+	return r
+}
+
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += "-dirty"
+	}
+	return c
+}
+
+// write saves results-<date>.json/.md and latest.json/.md into dir and prints the Markdown.
+func (r results) write(dir string) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	md := r.markdown()
+	stamp := strings.NewReplacer(":", "", "-", "").Replace(r.Date)
+	for _, f := range []struct{ name, body string }{
+		{"results-" + stamp + ".json", string(raw)}, {"results-" + stamp + ".md", md},
+		{"latest.json", string(raw)}, {"latest.md", md},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.body), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Println(md)
+	log.Printf("results in %s (results-%s.{md,json}, latest.{md,json})", dir, stamp)
+	return nil
+}
+
+func (r results) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# agentgate benchmark results (%s)\n\n", r.Mode)
+	p("- date: %s\n- commit: %s\n- machine: %s, %d cores, %d MiB, Linux %s, %s, open-files limit %d\n",
+		r.Date, r.Commit, r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMiB, r.Machine.Kernel, r.Machine.Go, r.Machine.FileLimit)
+	p("- load average when the bench started: %s (the machine is shared: other processes compete for its cores)\n", r.Machine.LoadAvg)
+	p("- everything on one machine over 127.0.0.1: load generator, gateway, upstream stand-in (and PostgreSQL)\n")
+	p("- latencies in ms, measured from each request's intended send time (open-loop, fixed rate)\n\n")
+
+	if len(r.Overhead) > 0 {
+		p("## 1. Overhead: non-streaming runs, run logging on (gateway vs direct to the upstream, same run)\n\n")
+		p("| db | rate/s | gateway p50 / p90 / p99 / max | direct p50 / p90 / p99 / max | **added p50 / p99** | overhead header p50 / p99 | runs/s | errors | CPU cores gateway / upstream / load gen | **gateway CPU ms per run** | gateway RSS MiB |\n")
+		p("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, o := range r.Overhead {
+			p("| %s | %.0f | %s | %s | **%.3f / %.3f** | %.3f / %.3f | %.0f | %d%s | %.2f / %.2f / %.2f | **%.3f** | %.0f |\n", o.DB, o.Rate, d4(o.Gateway), d4(o.Direct),
+				o.Added.P50, o.Added.P99, o.Header.P50, o.Header.P99, o.Throughput, o.Errors+o.DirectErrors, errNote(o.FirstError),
+				o.Gateway_.CPUCores, o.Upstream_.CPUCores, o.BenchCPU, o.CPUMsPerRun, o.Gateway_.RSSMiB)
+		}
+		p("\n")
+	}
+	if len(r.Streaming) > 0 {
+		p("## 2. Streaming: time to first token and gap between tokens (gateway vs direct, same run)\n\n")
+		p("| db | streams/s | upstream | TTFT gateway p50 / p99 | TTFT direct p50 / p99 | **added TTFT p50 / p99** | gap gateway p50 / p99 | gap direct p50 / p99 | added gap p50 / p99 | errors | gateway CPU |\n")
+		p("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range r.Streaming {
+			p("| %s | %.0f | %d words at %.0f tok/s | %.3f / %.3f | %.3f / %.3f | **%.3f / %.3f** | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %d%s | %.2f |\n",
+				s.DB, s.Rate, s.Words, s.TPS, s.GwTTFT.P50, s.GwTTFT.P99, s.DirectTTFT.P50, s.DirectTTFT.P99,
+				s.AddedTTFT.P50, s.AddedTTFT.P99, s.GwGap.P50, s.GwGap.P99, s.DirectGap.P50, s.DirectGap.P99,
+				s.AddedGap.P50, s.AddedGap.P99, s.Errors, errNote(s.FirstError), s.Gateway_.CPUCores)
+		}
+		p("\n")
+	}
+	if len(r.Open) > 0 {
+		p("## 3. Open streams: N concurrent slow streaming runs (SQLite, upstream over HTTPS/HTTP2)\n\n")
+		p("| N | opened | failed | open time s | RSS baseline → plateau MiB | **RSS per stream KiB** | Go heap per stream KiB | goroutines per stream | heartbeat | heartbeats in hold | hold CPU (cores) | CPU per heartbeat µs | all closed in s |\n")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, o := range r.Open {
+			p("| %d | %d | %d%s | %.2f | %.1f → %.1f | **%.2f** | %.2f | %.2f | %s | %d in %.0f s | %.3f | %.2f | %.2f%s |\n", o.N, o.Opened, o.Failed, errNote(o.FirstError),
+				o.OpenSeconds, o.BaselineMiB, o.PlateauMiB, o.PerStreamKiB, o.HeapPerStreamKB, o.Goroutines, o.Heartbeat,
+				o.Heartbeats, o.HoldSeconds, o.HoldCPUCores, o.CPUPerBeatUs, o.CloseSeconds, leftNote(o.LeftOpen))
+		}
+		p("\n")
+	}
+	if len(r.Tools) > 0 {
+		p("## 4. Tools: one MCP tool call per run (gateway vs the same three calls made directly)\n\n")
+		p("| db | runs/s | gateway p50 / p90 / p99 / max | direct p50 / p90 / p99 / max | **added p50 / p99** | errors | gateway CPU |\n")
+		p("|---|---|---|---|---|---|---|\n")
+		for _, t := range r.Tools {
+			p("| %s | %.0f | %s | %s | **%.3f / %.3f** | %d%s | %.2f |\n", t.DB, t.Rate, d4(t.Gateway), d4(t.Direct), t.Added.P50, t.Added.P99,
+				t.Errors, errNote(t.FirstError), t.Gateway_.CPUCores)
+		}
+		p("\n")
+	}
+	if len(r.Storage) > 0 {
+		p("## 5. Storage: run-log writes under load (non-streaming runs at a fixed rate)\n\n")
+		p("| db | offered runs/s | runs ok | errors | latency p50 / p90 / p99 / max | **records written/s** | drain after load ms | mean batch ms | gateway CPU |\n")
+		p("|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range r.Storage {
+			p("| %s | %.0f | %d | %d%s | %s | **%.0f** | %.0f | %.3f | %.2f |\n", s.DB, s.Rate, s.Runs, s.Errors, errNote(s.FirstError), d4(s.Latency),
+				s.RecordsPerSec, s.DrainMs, s.BatchMeanMs, s.Gateway_.CPUCores)
+		}
+		p("\n")
+	}
+	p("## Targets\n\n")
+	for _, t := range r.targets() {
+		p("- %s\n", t)
+	}
+	return b.String()
+}
+
+// targets checks issue 8's targets against these results.
+func (r results) targets() []string {
+	var out []string
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	for _, o := range r.Overhead {
+		if o.Rate == 1000 {
+			out = append(out, fmt.Sprintf("added p99 ≤ 1 ms at 1,000 runs/s with run logging on (%s): %s — measured %.3f ms (gateway's own time by header: p99 %.3f ms)",
+				o.DB, mark(o.Added.P99 <= 1 && o.Errors == 0), o.Added.P99, o.Header.P99))
+		}
+	}
+	for _, s := range r.Streaming {
+		out = append(out, fmt.Sprintf("streaming TTFT overhead ≤ 1 ms p99 (%s): %s — measured %.3f ms", s.DB, mark(s.AddedTTFT.P99 <= 1 && s.Errors == 0), s.AddedTTFT.P99))
+	}
+	for _, o := range r.Open {
+		if o.N == 10000 {
+			out = append(out, fmt.Sprintf("10,000 open streams at ≤ 30 KiB each, zero failed: %s — measured %.2f KiB per stream, %d failed",
+				mark(o.PerStreamKiB <= 30 && o.Failed == 0 && o.Opened == o.N), o.PerStreamKiB, o.Failed))
+		}
+	}
+	return out
+}
+
+func d4(d dist) string { return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", d.P50, d.P90, d.P99, d.Max) }
+
+func errNote(first string) string {
+	if first == "" {
+		return ""
+	}
+	if len(first) > 80 {
+		first = first[:80] + "…"
+	}
+	return " (" + strings.ReplaceAll(first, "|", "/") + ")"
+}
+
+func leftNote(left float64) string {
+	if left == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%v still open!)", left)
+}
