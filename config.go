@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,9 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/server"
-	"github.com/agentgate/agentgate/tools"
 )
 
 // Config is every setting of the agentgate binary. DefaultConfig holds every default; the
@@ -177,27 +174,6 @@ func (c *Config) parse(name string, args []string, getenv func(string) string, s
 	return fs.Args(), nil
 }
 
-// fileConfig is the operator's config file (--config).
-type fileConfig struct {
-	Providers map[string]struct {
-		BaseURL string `json:"base_url"`
-		APIKey  string `json:"api_key"`
-	} `json:"providers"`
-	Prices map[string]struct {
-		InputPerMTok  float64 `json:"input_per_mtok"`
-		OutputPerMTok float64 `json:"output_per_mtok"`
-	} `json:"prices"`
-	MCPServers []struct {
-		Slug      string            `json:"slug"`
-		Transport string            `json:"transport"`
-		URL       string            `json:"url"`
-		Headers   map[string]string `json:"headers"`
-		Command   string            `json:"command"`
-		Args      []string          `json:"args"`
-		Env       map[string]string `json:"env"`
-	} `json:"mcp_servers"`
-}
-
 // serverConfig builds the server's Config from c, the environment and the config file.
 func (c *Config) serverConfig(getenv func(string) string, jwtSecret []byte) (server.Config, error) {
 	sc := server.DefaultConfig()
@@ -223,56 +199,11 @@ func (c *Config) serverConfig(getenv func(string) string, jwtSecret []byte) (ser
 			sc.TrustedProxies = append(sc.TrustedProxies, p)
 		}
 	}
-	sc.Providers = agent.ProvidersFromEnv(getenv)
-	if c.ConfigFile == "" {
-		return sc, nil
-	}
-	raw, err := os.ReadFile(c.ConfigFile)
-	if err != nil {
-		return sc, fmt.Errorf("read config file: %w", err)
-	}
-	var fc fileConfig
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fc); err != nil {
-		return sc, fmt.Errorf("config file %s: %w", c.ConfigFile, err)
-	}
-	for name, p := range fc.Providers {
-		cur, ok := sc.Providers[name]
-		if !ok {
-			return sc, fmt.Errorf("config file: unknown provider %q", name)
+	sc.ApplyEnvironment(getenv)
+	if c.ConfigFile != "" {
+		if err := sc.ApplyConfigFile(c.ConfigFile); err != nil {
+			return sc, err
 		}
-		if p.BaseURL != "" {
-			cur.BaseURL = p.BaseURL
-		}
-		if p.APIKey != "" {
-			cur.APIKey = p.APIKey
-		}
-		sc.Providers[name] = cur
-	}
-	for model, p := range fc.Prices {
-		sc.Prices[model] = agent.Price{InputPerMTok: p.InputPerMTok, OutputPerMTok: p.OutputPerMTok}
-	}
-	for _, m := range fc.MCPServers {
-		if m.Slug == "" {
-			return sc, errors.New("config file: every mcp_servers entry needs a slug")
-		}
-		switch m.Transport {
-		case "stdio":
-			if m.Command == "" {
-				return sc, fmt.Errorf("config file: stdio server %q needs a command", m.Slug)
-			}
-		case "streamable_http", "sse":
-			if m.URL == "" {
-				return sc, fmt.Errorf("config file: server %q needs a url", m.Slug)
-			}
-		default:
-			return sc, fmt.Errorf("config file: server %q: transport must be stdio, streamable_http or sse", m.Slug)
-		}
-		sc.OperatorServers = append(sc.OperatorServers, tools.ServerConfig{
-			ID: "op:" + m.Slug, Slug: m.Slug, Transport: m.Transport, URL: m.URL, Headers: m.Headers,
-			Command: m.Command, Args: m.Args, Env: m.Env,
-		})
 	}
 	return sc, nil
 }

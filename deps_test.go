@@ -21,9 +21,7 @@ const module = "github.com/agentgate/agentgate"
 // its top-level's rule; a test-helper package (its name ends in "test": db/dbtest,
 // stream/streamtest, agent/llmtest, …) may import only its parent.
 var allowedImports = map[string][]string{
-	// DESIGN.md says main → server, db; config.go also takes agent's provider table and
-	// tools' ServerConfig to build the server's config, which keeps every default in one place.
-	"":       {"server", "db", "agent", "tools"},
+	"":       {"server", "db"},
 	"server": {"agent", "tools", "stream", "db", "web"},
 	"agent":  {"stream"},
 	"tools":  {},
