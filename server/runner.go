@@ -31,6 +31,7 @@ type liveRun struct {
 	async  bool
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the run, its record and its billing are finished
+	topic  *stream.Topic // the run's events in the hub (Seq: how far it got)
 }
 
 // startReq is what the handler prepared for a run.
@@ -66,6 +67,7 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 		stream.Errorf(stream.CodeTimeout, "run exceeded its timeout of %d ms", req.timeout.Milliseconds()))
 	lr := &liveRun{id: req.rec.ID, async: req.async, cancel: cancel, done: make(chan struct{})}
 	topic := rn.hub.Open(lr.id)
+	lr.topic = topic
 	sub, _ := rn.hub.Subscribe(lr.id, 0)
 
 	rn.mu.Lock()
@@ -80,6 +82,7 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 		defer cancel(nil)
 		defer stopTimer()
 		var pending []db.RunEvent
+		var pendingSince time.Time
 		emit := func(ev stream.Event) {
 			ev, err := topic.Publish(ev)
 			if err != nil {
@@ -89,8 +92,13 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 			if req.async {
 				// Stored for replay after this instance forgets the run; written in batches.
 				data, _ := ev.Data()
-				pending = append(pending, db.RunEvent{RunID: lr.id, Seq: ev.Seq, Type: string(ev.Type), Data: data, CreatedAt: time.Now().UTC()})
-				if len(pending) >= 32 || ev.Type != stream.TypeToken {
+				now := time.Now().UTC()
+				if len(pending) == 0 {
+					pendingSince = now
+				}
+				pending = append(pending, db.RunEvent{RunID: lr.id, Seq: ev.Seq, Type: string(ev.Type), Data: data, CreatedAt: now})
+				// Followers on other instances see a batch once written: bound its age too.
+				if len(pending) >= 32 || ev.Type != stream.TypeToken || now.Sub(pendingSince) >= eventFlushAge {
 					rn.rlog.events(pending)
 					pending = nil
 				}

@@ -41,6 +41,7 @@ type Config struct {
 	ToolListTTL        time.Duration
 	EventRetention     time.Duration
 	DrainTimeout       time.Duration
+	FollowPoll         time.Duration // how often a stream of another instance's run polls the event log
 	OperatorServers    []tools.ServerConfig
 	RedisURL           string // empty: in-memory rate limits
 	RateLimitFailOpen  bool   // a Redis outage lets requests through (logged)
@@ -66,6 +67,7 @@ func DefaultConfig() Config {
 		ToolListTTL:       5 * time.Minute,
 		EventRetention:    24 * time.Hour,
 		DrainTimeout:      10 * time.Second,
+		FollowPoll:        500 * time.Millisecond,
 	}
 }
 
@@ -82,6 +84,7 @@ type Server struct {
 	tools  *tools.Manager
 	runner *runner
 	limits *limits
+	follow *follower
 
 	// ctx is the base of every run and stream; cancelled (with errShutdown) before Fiber's
 	// Shutdown, so open streams end and shutdown cannot hang.
@@ -111,6 +114,8 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 	})
 	s.limits = newLimits(cfg, nil, log, true)
 	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention)
+	s.follow = newFollower(s.ctx, store, log, cfg.FollowPoll)
+	s.finishInterrupted()
 	s.app = fiber.New(fiber.Config{
 		AppName: "agentgate",
 		// fasthttp drops the connection on a body over its limit, so a client still sending
@@ -188,6 +193,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.runner.close(ctx); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
+		s.finishLeftovers()
+		s.follow.close()
 		if err := s.tools.Close(); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
