@@ -115,7 +115,9 @@ func lastEventID(c *fiber.Ctx) (int64, error) {
 // stored (sseFollow). Last-Event-ID equal to the last event of a finished run answers 204,
 // which tells EventSource to stop reconnecting; beyond the last event it is a 400.
 func (s *Server) runEvents(c *fiber.Ctx) error {
-	id := c.Params("id")
+	// Params point into fasthttp's request buffer, which is reused once the handler returns;
+	// the stream writer outlives it.
+	id := strings.Clone(c.Params("id"))
 	ctx := c.UserContext()
 	r, err := s.loadRun(ctx, id)
 	if err != nil {
