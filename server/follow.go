@@ -20,8 +20,78 @@ import (
 // the recovery of run records a crashed process left "running".
 
 // eventFlushAge bounds how long an async run's events wait in the runner before they are
-// queued for storage, so followers on other instances see tokens in small bursts.
+// queued for storage, so followers on other instances see tokens in small bursts, also when
+// the model pauses.
 const eventFlushAge = 100 * time.Millisecond
+
+// eventBatchSize is the most token events queued for storage in one batch.
+const eventBatchSize = 32
+
+// eventBatcher gathers an async run's events for the run log: a batch goes out at
+// eventBatchSize tokens, at any other event, or eventFlushAge after its first event (a timer
+// owned by the batcher, stopped by close). A nil batcher (a synchronous run) stores nothing.
+type eventBatcher struct {
+	runID string
+	rlog  *runLog
+
+	mu      sync.Mutex
+	pending []db.RunEvent
+	timer   *time.Timer
+	closed  bool
+}
+
+func newEventBatcher(runID string, rlog *runLog) *eventBatcher {
+	return &eventBatcher{runID: runID, rlog: rlog}
+}
+
+// add queues ev (the producer calls it in seq order).
+func (b *eventBatcher) add(ev stream.Event) {
+	if b == nil {
+		return
+	}
+	data, _ := ev.Data()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.pending = append(b.pending, db.RunEvent{RunID: b.runID, Seq: ev.Seq, Type: string(ev.Type), Data: data, CreatedAt: time.Now().UTC()})
+	switch {
+	case len(b.pending) >= eventBatchSize || ev.Type != stream.TypeToken:
+		b.flushLocked()
+	case b.timer == nil:
+		b.timer = time.AfterFunc(eventFlushAge, b.flush)
+	}
+}
+
+// flush queues what is pending (the timer's function).
+func (b *eventBatcher) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked()
+}
+
+func (b *eventBatcher) flushLocked() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	if len(b.pending) > 0 {
+		b.rlog.events(b.pending)
+		b.pending = nil
+	}
+}
+
+// close queues what is pending and stops the timer. After close, add does nothing.
+func (b *eventBatcher) close() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked()
+	b.closed = true
+}
 
 // shutdownGrace is how long a stream waits, once shutdown cancelled the runs, for its run's own
 // terminal event before it ends with the shutdown event itself.

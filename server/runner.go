@@ -81,31 +81,21 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 		defer close(lr.done)
 		defer cancel(nil)
 		defer stopTimer()
-		var pending []db.RunEvent
-		var pendingSince time.Time
+		var batch *eventBatcher
+		if req.async {
+			// Stored for replay after this instance forgets the run; written in batches.
+			batch = newEventBatcher(lr.id, rn.rlog)
+		}
 		emit := func(ev stream.Event) {
 			ev, err := topic.Publish(ev)
 			if err != nil {
 				rn.log.Error("publish event", slog.String("run_id", lr.id), slog.Any("err", err))
 				return
 			}
-			if req.async {
-				// Stored for replay after this instance forgets the run; written in batches.
-				data, _ := ev.Data()
-				now := time.Now().UTC()
-				if len(pending) == 0 {
-					pendingSince = now
-				}
-				pending = append(pending, db.RunEvent{RunID: lr.id, Seq: ev.Seq, Type: string(ev.Type), Data: data, CreatedAt: now})
-				// Followers on other instances see a batch once written: bound its age too.
-				if len(pending) >= 32 || ev.Type != stream.TypeToken || now.Sub(pendingSince) >= eventFlushAge {
-					rn.rlog.events(pending)
-					pending = nil
-				}
-			}
+			batch.add(ev)
 		}
 		o := agent.Run(ctx, req.spec, emit)
-		rn.rlog.events(pending)
+		batch.close()
 
 		rec := req.rec
 		finishRecord(rec, o)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,3 +249,81 @@ func newGet(ctx context.Context, url, key string, after int64) (*http.Request, e
 
 // httpDo sends req with the default client (safe from any goroutine: no testing.TB).
 func httpDo(req *http.Request) (*http.Response, error) { return http.DefaultClient.Do(req) }
+
+// tailer parses a live stream in its own goroutine, so a test can wait for some events, act,
+// then read on.
+type tailer struct {
+	mu   sync.Mutex
+	msgs []streamtest.Message
+	more chan struct{} // poked on every message
+	done chan struct{} // closed at the end of the stream
+	err  error
+}
+
+// tail starts parsing body; the goroutine ends with the stream (close body to end it early).
+func tail(body io.Reader) *tailer {
+	tl := &tailer{more: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(tl.done)
+		for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: streamtest.MaxEventSize}) {
+			if err != nil {
+				tl.mu.Lock()
+				tl.err = err
+				tl.mu.Unlock()
+				return
+			}
+			tl.mu.Lock()
+			tl.msgs = append(tl.msgs, streamtest.Message{ID: ev.LastEventID, Event: ev.Type, Data: ev.Data})
+			tl.mu.Unlock()
+			select {
+			case tl.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return tl
+}
+
+// wait blocks until n messages arrived (fails after a bounded wait, or if the stream ends).
+func (tl *tailer) wait(tb testing.TB, n int) []streamtest.Message {
+	tb.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		tl.mu.Lock()
+		got := append([]streamtest.Message(nil), tl.msgs...)
+		tl.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-tl.more:
+		case <-tl.done:
+			tl.mu.Lock()
+			got, err := len(tl.msgs), tl.err
+			tl.mu.Unlock()
+			if got >= n {
+				continue
+			}
+			tb.Fatalf("stream ended after %d events (err %v), want %d", got, err, n)
+		case <-deadline.C:
+			tb.Fatalf("waited for %d events, have %d", n, len(got))
+		}
+	}
+}
+
+// all waits for the end of the stream and returns every message.
+func (tl *tailer) all(tb testing.TB) []streamtest.Message {
+	tb.Helper()
+	select {
+	case <-tl.done:
+	case <-time.After(20 * time.Second):
+		tb.Fatalf("stream did not end")
+	}
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if tl.err != nil {
+		tb.Fatalf("stream: %v", tl.err)
+	}
+	return append([]streamtest.Message(nil), tl.msgs...)
+}
