@@ -76,9 +76,9 @@ func TestStream_Shutdown100(t *testing.T) {
 func TestStream_SlowSubscriber(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "sqlite")
-	chunks := make([]string, 3000)
+	chunks := make([]string, 1200)
 	for i := range chunks {
-		chunks[i] = " " + strings.Repeat("x", 1500)
+		chunks[i] = " " + strings.Repeat("x", 3000)
 	}
 	e.LLM.Script(llmtest.Reply{Chunks: chunks})
 	ep := e.endpoint(nil)
