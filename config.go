@@ -37,6 +37,7 @@ type Config struct {
 	DrainTimeout       time.Duration
 	ToolTimeout        time.Duration
 	EventRetention     time.Duration
+	FollowPoll         time.Duration
 	DemoPace           time.Duration
 	BodyLimit          int
 	RunsPerMinute      int
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		DrainTimeout:      sd.DrainTimeout,
 		ToolTimeout:       sd.ToolTimeout,
 		EventRetention:    sd.EventRetention,
+		FollowPoll:        sd.FollowPoll,
 		DemoPace:          sd.DemoPace,
 		BodyLimit:         sd.BodyLimit,
 		RunsPerMinute:     sd.RunsPerMinute,
@@ -141,6 +143,7 @@ func (c *Config) settings(storageOnly bool) []setting {
 		dur(&c.DrainTimeout, "drain-timeout", "AGENTGATE_DRAIN_TIMEOUT", "how long shutdown lets runs finish"),
 		dur(&c.ToolTimeout, "tool-timeout", "AGENTGATE_TOOL_TIMEOUT", "timeout of one MCP tool call"),
 		dur(&c.EventRetention, "event-retention", "AGENTGATE_EVENT_RETENTION", "how long async runs' events are kept for resume"),
+		dur(&c.FollowPoll, "follow-poll", "AGENTGATE_FOLLOW_POLL", "how often a stream of another replica's run polls the event log (PostgreSQL: notifications, polling ×10 as a safety net)"),
 		dur(&c.DemoPace, "demo-pace", "AGENTGATE_DEMO_PACE", "the demo model's pause between words"),
 		integer(&c.BodyLimit, "body-limit", "AGENTGATE_BODY_LIMIT", "largest request body in bytes"),
 		integer(&c.RunsPerMinute, "runs-per-minute", "AGENTGATE_RUNS_PER_MINUTE", "runs per minute per endpoint"),
@@ -190,6 +193,7 @@ func (c *Config) serverConfig(getenv func(string) string, jwtSecret []byte) (ser
 	sc.EventRetention, sc.DemoPace, sc.BodyLimit = c.EventRetention, c.DemoPace, c.BodyLimit
 	sc.RunsPerMinute, sc.PublicIPPerMinute, sc.TestPerMinute = c.RunsPerMinute, c.PublicIPPerMinute, c.TestPerMinute
 	sc.ModelOptions.DemoPace = c.DemoPace
+	sc.FollowPoll = c.FollowPoll
 	sc.RedisURL, sc.RateLimitFailOpen = c.RedisURL, c.RateLimitFailOpen
 	if sc.Heartbeat <= 0 || sc.BodyLimit <= 0 || sc.RunsPerMinute <= 0 || sc.PublicIPPerMinute <= 0 || sc.TestPerMinute <= 0 {
 		return sc, errors.New("heartbeat, body limit and rate limits must be positive")

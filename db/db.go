@@ -97,6 +97,7 @@ type Store struct {
 	r       *sqlx.DB // reads
 	aead    cipher.AEAD
 	log     *slog.Logger
+	dsn     string // PostgreSQL only: for the LISTEN connection (notify.go)
 
 	// bySlug is EndpointBySlug's prepared statement (stmt.go).
 	bySlug lazyStmt
@@ -211,6 +212,7 @@ func (s *Store) openSQLite(path string, maxOpen int) error {
 
 func (s *Store) openPostgres(dsn string, maxOpen int) error {
 	s.dialect = DialectPostgres
+	s.dsn = dsn
 	d, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return fmt.Errorf("db: open postgres: %w", err)

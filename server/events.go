@@ -11,7 +11,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/agentgate/agentgate/db"
-	"github.com/agentgate/agentgate/stream"
 )
 
 // streamTokenTTL bounds a stream token: long enough for a run and its resumes, short enough
@@ -109,9 +108,18 @@ func lastEventID(c *fiber.Ctx) (int64, error) {
 }
 
 // runEvents is GET /api/runs/:id/events: replay after Last-Event-ID, then follow live.
+//
+// A run live on this instance is served by the hub (memory). Every other run is served from
+// the stored event log: one that finished here (its events are written before its record), one
+// from before a restart, or one in progress on another instance, followed as its batches are
+// stored (sseFollow). Last-Event-ID equal to the last event of a finished run answers 204,
+// which tells EventSource to stop reconnecting; beyond the last event it is a 400.
 func (s *Server) runEvents(c *fiber.Ctx) error {
-	id := c.Params("id")
-	r, err := s.loadRun(c.UserContext(), id)
+	// Params point into fasthttp's request buffer, which is reused once the handler returns;
+	// the stream writer outlives it.
+	id := strings.Clone(c.Params("id"))
+	ctx := c.UserContext()
+	r, err := s.loadRun(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -122,24 +130,32 @@ func (s *Server) runEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Live on this instance: the hub replays from memory and follows.
-	if sub, ok := s.runner.hub.Subscribe(id, after); ok {
-		return s.sse(c, id, sub, nil)
+	if lr, live := s.runner.lookup(id); live {
+		if seq := lr.topic.Seq(); after > seq {
+			return errValidation("Last-Event-ID %d is beyond the last event of the run (%d)", after, seq)
+		}
+		if sub, ok := s.runner.hub.Subscribe(id, after); ok {
+			return s.sse(c, id, sub, nil)
+		}
 	}
-	stored, err := s.store.Events(c.UserContext(), id, after)
+	// Not live here: what this instance still queues must be in the log before it is read,
+	// and the record may have finished meanwhile.
+	s.runner.rlog.sync(ctx)
+	if r, err = s.store.Run(ctx, id); err != nil {
+		return notFoundAs(err, "run")
+	}
+	last, err := s.store.LastEventSeq(ctx, id)
 	if err != nil {
 		return err
 	}
-	first := make([]stream.Event, 0, len(stored))
-	for _, se := range stored {
-		ev, err := stream.Parse(se.Seq, se.Type, se.Data)
-		if err != nil {
-			return err
-		}
-		first = append(first, ev)
+	finished := r.FinishedAt != nil
+	switch {
+	case !r.Async || (finished && last == 0):
+		return errNotFound("events of this run (only async runs keep their events, for the retention period)")
+	case finished && after == last:
+		return c.SendStatus(fiber.StatusNoContent)
+	case finished && after > last:
+		return errValidation("Last-Event-ID %d is beyond the last event of the run (%d)", after, last)
 	}
-	if len(first) == 0 && r.Status != "running" && after == 0 {
-		return errNotFound("events of this run (only async runs keep their events)")
-	}
-	return s.sseFrom(c, id, nil, nil, nil, first)
+	return s.sseFollow(c, id, after)
 }

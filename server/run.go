@@ -96,6 +96,9 @@ func (s *Server) startRun(c *fiber.Ctx, e *db.Endpoint, status string) error {
 		return s.sse(c, lr.id, sub, func() { lr.cancel(errClientGone) })
 	case modeAsync:
 		sub.Close()
+		// The record is in the database before the client learns the run id, so another
+		// replica can serve its status and events at once.
+		s.runner.rlog.sync(c.UserContext())
 		tok, err := s.streamToken(lr.id)
 		if err != nil {
 			return err

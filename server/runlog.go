@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/agentgate/agentgate/db"
@@ -20,6 +21,11 @@ type runLog struct {
 	// observe, when set, is told each batch's size and write time (metrics). Set it before
 	// anything is queued.
 	observe func(runs, events int, d time.Duration)
+
+	// mu guards closed: a run that outlived a shutdown deadline must not send on the closed
+	// channel (its record is finished by Shutdown instead).
+	mu     sync.RWMutex
+	closed bool
 }
 
 type logItem struct {
@@ -45,24 +51,42 @@ func newRunLog(store *db.Store, log *slog.Logger, retention time.Duration) *runL
 func (l *runLog) save(r *db.Run) {
 	c := *r
 	storableRun(&c)
-	l.ch <- logItem{run: &c}
+	l.queue(logItem{run: &c})
 }
 
 // events queues stored events for writing.
 func (l *runLog) events(evs []db.RunEvent) {
 	if len(evs) > 0 {
-		l.ch <- logItem{events: evs}
+		l.queue(logItem{events: evs})
 	}
+}
+
+// queue sends it to the writer; after close it drops it (logged).
+func (l *runLog) queue(it logItem) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		l.log.Warn("run log closed: record dropped", slog.Bool("run", it.run != nil), slog.Int("events", len(it.events)))
+		return
+	}
+	l.ch <- it
 }
 
 // sync waits until everything queued before the call is written, or ctx ends.
 func (l *runLog) sync(ctx context.Context) {
 	b := make(chan struct{})
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return
+	}
 	select {
 	case l.ch <- logItem{barrier: b}:
 	case <-ctx.Done():
+		l.mu.RUnlock()
 		return
 	}
+	l.mu.RUnlock()
 	select {
 	case <-b:
 	case <-ctx.Done():
@@ -71,7 +95,12 @@ func (l *runLog) sync(ctx context.Context) {
 
 // close writes what is queued and stops the writer. Nothing may be queued after close.
 func (l *runLog) close(ctx context.Context) {
-	close(l.ch)
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.ch)
+	}
+	l.mu.Unlock()
 	select {
 	case <-l.done:
 	case <-ctx.Done():
@@ -80,7 +109,7 @@ func (l *runLog) close(ctx context.Context) {
 
 func (l *runLog) loop() {
 	defer close(l.done)
-	janitor := time.NewTicker(time.Hour)
+	janitor := time.NewTicker(cleanupInterval(l.retention))
 	defer janitor.Stop()
 	l.cleanup()
 	for {
@@ -128,6 +157,7 @@ func (l *runLog) batch(first logItem) {
 	// Events first: a finished run's record must not be visible before its replay log.
 	if len(events) > 0 {
 		l.write("events", func(ctx context.Context) error { return l.store.AppendEvents(ctx, events) })
+		l.notify(events)
 	}
 	if len(runs) > 0 {
 		l.write("runs", func(ctx context.Context) error { return l.store.SaveRuns(ctx, dedupeRuns(runs)) })

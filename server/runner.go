@@ -36,6 +36,7 @@ type liveRun struct {
 	// modelTime, its time inside model calls, is set before.
 	ran       chan struct{}
 	modelTime time.Duration
+	topic     *stream.Topic // the run's events in the hub (Seq: how far it got)
 }
 
 // startReq is what the handler prepared for a run.
@@ -71,6 +72,7 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 		stream.Errorf(stream.CodeTimeout, "run exceeded its timeout of %d ms", req.timeout.Milliseconds()))
 	lr := &liveRun{id: req.rec.ID, async: req.async, cancel: cancel, done: make(chan struct{}), ran: make(chan struct{})}
 	topic := rn.hub.Open(lr.id)
+	lr.topic = topic
 	sub, _ := rn.hub.Subscribe(lr.id, 0)
 
 	rn.mu.Lock()
@@ -84,27 +86,23 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 		defer close(lr.done)
 		defer cancel(nil)
 		defer stopTimer()
-		var pending []db.RunEvent
+		var batch *eventBatcher
+		if req.async {
+			// Stored for replay after this instance forgets the run; written in batches.
+			batch = newEventBatcher(lr.id, rn.rlog)
+		}
 		emit := func(ev stream.Event) {
 			ev, err := topic.Publish(ev)
 			if err != nil {
 				rn.log.Error("publish event", slog.String("run_id", lr.id), slog.Any("err", err))
 				return
 			}
-			if req.async {
-				// Stored for replay after this instance forgets the run; written in batches.
-				data, _ := ev.Data()
-				pending = append(pending, db.RunEvent{RunID: lr.id, Seq: ev.Seq, Type: string(ev.Type), Data: data, CreatedAt: time.Now().UTC()})
-				if len(pending) >= 32 || ev.Type != stream.TypeToken {
-					rn.rlog.events(pending)
-					pending = nil
-				}
-			}
+			batch.add(ev)
 		}
 		o := rn.runSafely(ctx, lr.id, topic, req.spec, emit)
 		lr.modelTime = o.ModelTime
 		close(lr.ran)
-		rn.rlog.events(pending)
+		batch.close()
 
 		rec := req.rec
 		finishRecord(rec, o)

@@ -41,6 +41,7 @@ type Config struct {
 	ToolListTTL        time.Duration
 	EventRetention     time.Duration
 	DrainTimeout       time.Duration
+	FollowPoll         time.Duration // how often a stream of another instance's run polls the event log
 	OperatorServers    []tools.ServerConfig
 	RedisURL           string // empty: in-memory rate limits
 	RateLimitFailOpen  bool   // a Redis outage lets requests through (logged)
@@ -66,6 +67,7 @@ func DefaultConfig() Config {
 		ToolListTTL:       5 * time.Minute,
 		EventRetention:    24 * time.Hour,
 		DrainTimeout:      10 * time.Second,
+		FollowPoll:        500 * time.Millisecond,
 	}
 }
 
@@ -84,6 +86,7 @@ type Server struct {
 	limits *limits
 	// metrics is the Prometheus registry behind GET /metrics (metrics.go).
 	metrics *metrics
+	follow  *follower
 
 	// ctx is the base of every run and stream; cancelled (with errShutdown) before Fiber's
 	// Shutdown, so open streams end and shutdown cannot hang.
@@ -115,6 +118,8 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention)
 	s.metrics = newMetrics(s)
 	s.runner.rlog.observe = s.metrics.runLogBatch // set before any request can queue a record
+	s.follow = newFollower(s.ctx, store, log, cfg.FollowPoll)
+	s.finishInterrupted()
 	s.app = fiber.New(fiber.Config{
 		AppName: "agentgate",
 		// fasthttp drops the connection on a body over its limit, so a client still sending
@@ -192,6 +197,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.runner.close(ctx); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
+		s.finishLeftovers()
+		s.follow.close()
 		if err := s.tools.Close(); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}

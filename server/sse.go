@@ -98,6 +98,11 @@ func (s *Server) sseFrom(c *fiber.Ctx, runID string, sub *stream.Subscription, g
 							continue
 						}
 					}
+					if base.Err() != nil {
+						// Shutdown, and the run did not end in time: the stream still ends
+						// with a terminal event (see shutdownEvent).
+						_ = sw.Event(shutdownEvent(runID, last))
+					}
 					return
 				}
 				if ev.Seq <= last {
@@ -126,7 +131,7 @@ func (s *Server) sseFrom(c *fiber.Ctx, runID string, sub *stream.Subscription, g
 				// Runs on this instance end with their own terminal event (cancelled with
 				// errShutdown); give them a moment, then close the stream ourselves.
 				shutdown = nil
-				t := time.AfterFunc(2*time.Second, sub.Close)
+				t := time.AfterFunc(shutdownGrace, sub.Close)
 				defer t.Stop()
 			}
 		}
