@@ -58,6 +58,16 @@ func startEnv(tb testing.TB, kind string, store *db.Store, opts ...envOption) *t
 	for _, o := range opts {
 		o(&cfg)
 	}
+	srv, url := serveTest(tb, cfg, store)
+	e := &testEnv{tb: tb, kind: kind, Store: store, Srv: srv, URL: url, LLM: llm}
+	e.Token, e.User = e.register("owner@example.com")
+	return e
+}
+
+// serveTest starts a gateway with cfg over store on 127.0.0.1:0, shut down when the test
+// ends, and returns it with its base URL.
+func serveTest(tb testing.TB, cfg Config, store *db.Store) (*Server, string) {
+	tb.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("AGENTGATE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -78,9 +88,7 @@ func startEnv(tb testing.TB, kind string, store *db.Store, opts ...envOption) *t
 		_ = srv.Shutdown(ctx)
 		<-served
 	})
-	e := &testEnv{tb: tb, kind: kind, Store: store, Srv: srv, URL: "http://" + ln.Addr().String(), LLM: llm}
-	e.Token, e.User = e.register("owner@example.com")
-	return e
+	return srv, "http://" + ln.Addr().String()
 }
 
 // forKinds runs fn once per available database kind, as parallel subtests.

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,27 +132,8 @@ func (e *testEnv) replica(store *db.Store, opts ...envOption) *testEnv {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("AGENTGATE_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	srv, err := New(cfg, store, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-served
-	})
-	return &testEnv{tb: tb, kind: e.kind, Store: store, Srv: srv, URL: "http://" + ln.Addr().String(), LLM: e.LLM, Token: e.Token, User: e.User}
+	srv, url := serveTest(tb, cfg, store)
+	return &testEnv{tb: tb, kind: e.kind, Store: store, Srv: srv, URL: url, LLM: e.LLM, Token: e.Token, User: e.User}
 }
 
 // shutdown shuts e's server down now (the cleanup's Shutdown is then a no-op).
