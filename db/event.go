@@ -17,25 +17,30 @@ type RunEvent struct {
 	CreatedAt time.Time
 }
 
-// AppendEvents stores events in one transaction. (RunID, Seq) is the key:
-// appending an event that is already stored is ignored, so a retried batch
-// is harmless. A zero CreatedAt becomes now.
+// AppendEvents stores events in one transaction, with multi-row statements
+// of up to eventChunk events each. (RunID, Seq) is the key: appending an
+// event that is already stored (or earlier in events) is ignored, so a
+// retried batch is harmless. A zero CreatedAt becomes now.
 func (s *Store) AppendEvents(ctx context.Context, events []RunEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
+	dollar := s.dialect == DialectPostgres
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		st, err := tx.PrepareContext(ctx, tx.Rebind(`INSERT INTO run_events (run_id, seq, type, data, created_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO NOTHING`))
-		if err != nil {
-			return fmt.Errorf("db: append events: prepare: %w", err)
-		}
-		defer st.Close()
-		for i := range events {
-			ev := &events[i]
-			// string(Data): a TEXT column, and lib/pq would send []byte as bytea.
-			if _, err := st.ExecContext(ctx, ev.RunID, ev.Seq, ev.Type, string(ev.Data), micros(norm(ev.CreatedAt))); err != nil {
-				return fmt.Errorf("db: append event %s/%d: %w", ev.RunID, ev.Seq, err)
+		args := make([]any, 0, min(len(events), eventChunk)*5)
+		for rest := events; len(rest) > 0; {
+			chunk := rest[:min(len(rest), eventChunk)]
+			rest = rest[len(chunk):]
+			args = args[:0]
+			for i := range chunk {
+				ev := &chunk[i]
+				// string(Data): a TEXT column, and lib/pq would send []byte as bytea.
+				args = append(args, ev.RunID, ev.Seq, ev.Type, string(ev.Data), micros(norm(ev.CreatedAt)))
+			}
+			q := `INSERT INTO run_events (run_id, seq, type, data, created_at) VALUES ` +
+				valuesList(dollar, len(chunk), 5) + ` ON CONFLICT (run_id, seq) DO NOTHING`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("db: append %d events (first %s/%d): %w", len(chunk), chunk[0].RunID, chunk[0].Seq, err)
 			}
 		}
 		return nil

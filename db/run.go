@@ -65,14 +65,20 @@ const runCols = `id, endpoint_id, owner_id, status, input, output, tool_calls, e
 	tokens_input, tokens_output, cost_micro_cents, latency_ms, ttft_ms, iterations, charged_micro_cents,
 	async, created_at, finished_at`
 
-// upsertRun keeps endpoint_id, owner_id and created_at of the first write.
-const upsertRun = `INSERT INTO runs (` + runCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input, output = excluded.output,
-	tool_calls = excluded.tool_calls, error_code = excluded.error_code, error_message = excluded.error_message,
-	tokens_input = excluded.tokens_input, tokens_output = excluded.tokens_output,
-	cost_micro_cents = excluded.cost_micro_cents, latency_ms = excluded.latency_ms, ttft_ms = excluded.ttft_ms,
-	iterations = excluded.iterations, charged_micro_cents = excluded.charged_micro_cents, async = excluded.async,
-	finished_at = excluded.finished_at`
+// runColN is the number of columns in runCols.
+const runColN = 19
+
+// upsertRunHead and upsertRunTail frame a multi-row upsert of runs (valuesList goes between).
+// A conflict keeps endpoint_id, owner_id and created_at of the first write.
+const (
+	upsertRunHead = `INSERT INTO runs (` + runCols + `) VALUES `
+	upsertRunTail = ` ON CONFLICT (id) DO UPDATE SET status = excluded.status, input = excluded.input,
+	output = excluded.output, tool_calls = excluded.tool_calls, error_code = excluded.error_code,
+	error_message = excluded.error_message, tokens_input = excluded.tokens_input,
+	tokens_output = excluded.tokens_output, cost_micro_cents = excluded.cost_micro_cents,
+	latency_ms = excluded.latency_ms, ttft_ms = excluded.ttft_ms, iterations = excluded.iterations,
+	charged_micro_cents = excluded.charged_micro_cents, async = excluded.async, finished_at = excluded.finished_at`
+)
 
 func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 	var r Run
@@ -96,41 +102,68 @@ func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 	return &r, nil
 }
 
-// SaveRuns upserts runs by ID in one transaction through one prepared
-// statement. It fills an empty ID and a zero CreatedAt; a later save of the
-// same run updates everything but EndpointID, OwnerID and CreatedAt.
+// SaveRuns upserts runs by ID in one transaction, with multi-row statements
+// of up to runChunk runs each. It fills an empty ID and a zero CreatedAt; a
+// later save of the same run updates everything but EndpointID, OwnerID and
+// CreatedAt. Nil entries are skipped. When runs holds the same ID more than
+// once, the last version is stored, as if saved one after the other (so with
+// the first one's EndpointID, OwnerID and CreatedAt).
 func (s *Store) SaveRuns(ctx context.Context, runs []*Run) error {
-	if len(runs) == 0 {
+	uniq := make([]*Run, 0, len(runs))
+	var seen map[string]int
+	if len(runs) > 1 {
+		seen = make(map[string]int, len(runs))
+	}
+	for _, r := range runs {
+		if r == nil {
+			continue
+		}
+		if r.ID == "" {
+			r.ID = NewID("run_")
+		}
+		r.CreatedAt = norm(r.CreatedAt)
+		if r.FinishedAt != nil {
+			t := r.FinishedAt.UTC().Truncate(time.Microsecond)
+			r.FinishedAt = &t
+		}
+		if i, ok := seen[r.ID]; ok {
+			// One statement may not touch a row twice (PostgreSQL refuses it).
+			last := *r
+			last.EndpointID, last.OwnerID, last.CreatedAt = uniq[i].EndpointID, uniq[i].OwnerID, uniq[i].CreatedAt
+			uniq[i] = &last
+			continue
+		}
+		if seen != nil {
+			seen[r.ID] = len(uniq)
+		}
+		uniq = append(uniq, r)
+	}
+	if len(uniq) == 0 {
 		return nil
 	}
+	dollar := s.dialect == DialectPostgres
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		st, err := tx.PrepareContext(ctx, tx.Rebind(upsertRun))
-		if err != nil {
-			return fmt.Errorf("db: save runs: prepare: %w", err)
-		}
-		defer st.Close()
-		for _, r := range runs {
-			if r == nil {
-				continue
+		args := make([]any, 0, min(len(uniq), runChunk)*runColN)
+		for len(uniq) > 0 {
+			chunk := uniq[:min(len(uniq), runChunk)]
+			uniq = uniq[len(chunk):]
+			args = args[:0]
+			for _, r := range chunk {
+				tools := string(r.ToolCalls)
+				if len(r.ToolCalls) == 0 || tools == "null" {
+					tools = "[]"
+				}
+				var finished sql.NullInt64
+				if r.FinishedAt != nil {
+					finished = sql.NullInt64{Int64: micros(*r.FinishedAt), Valid: true}
+				}
+				args = append(args, r.ID, r.EndpointID, r.OwnerID, r.Status, r.Input, r.Output, tools,
+					r.ErrorCode, r.ErrorMessage, r.TokensInput, r.TokensOutput, r.CostMicroCents, r.LatencyMs,
+					r.TTFTMs, r.Iterations, r.ChargedMicroCents, r.Async, micros(r.CreatedAt), finished)
 			}
-			if r.ID == "" {
-				r.ID = NewID("run_")
-			}
-			r.CreatedAt = norm(r.CreatedAt)
-			tools := string(r.ToolCalls)
-			if len(r.ToolCalls) == 0 || tools == "null" {
-				tools = "[]"
-			}
-			var finished sql.NullInt64
-			if r.FinishedAt != nil {
-				t := r.FinishedAt.UTC().Truncate(time.Microsecond)
-				r.FinishedAt = &t
-				finished = sql.NullInt64{Int64: micros(t), Valid: true}
-			}
-			if _, err := st.ExecContext(ctx, r.ID, r.EndpointID, r.OwnerID, r.Status, r.Input, r.Output, tools,
-				r.ErrorCode, r.ErrorMessage, r.TokensInput, r.TokensOutput, r.CostMicroCents, r.LatencyMs, r.TTFTMs,
-				r.Iterations, r.ChargedMicroCents, r.Async, micros(r.CreatedAt), finished); err != nil {
-				return fmt.Errorf("db: save run %s: %w", r.ID, err)
+			q := upsertRunHead + valuesList(dollar, len(chunk), runColN) + upsertRunTail
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("db: save %d runs (first %s): %w", len(chunk), chunk[0].ID, err)
 			}
 		}
 		return nil
