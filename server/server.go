@@ -44,6 +44,7 @@ type Config struct {
 	OperatorServers    []tools.ServerConfig
 	RedisURL           string // empty: in-memory rate limits
 	RateLimitFailOpen  bool   // a Redis outage lets requests through (logged)
+	RedisKeyPrefix     string // rate-limit keys in Redis start with it
 	// ModelOptions tunes the shared upstream HTTP client.
 	ModelOptions agent.ModelOptions
 }
@@ -66,6 +67,8 @@ func DefaultConfig() Config {
 		ToolListTTL:       5 * time.Minute,
 		EventRetention:    24 * time.Hour,
 		DrainTimeout:      10 * time.Second,
+		RateLimitFailOpen: true,
+		RedisKeyPrefix:    "agentgate:rl:",
 	}
 }
 
@@ -92,6 +95,8 @@ type Server struct {
 	openStreams atomic.Int64
 	closing     sync.Once
 	closeErr    error
+	// unpriced remembers models without a price, so the log says so once per model.
+	unpriced sync.Map
 }
 
 // New builds a server over an open store. Call Serve, then Shutdown.
@@ -109,7 +114,11 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 		ToolTimeout: cfg.ToolTimeout, ListTTL: cfg.ToolListTTL, AllowPrivate: cfg.AllowPrivateEgress,
 		Logger: log, ClientName: "agentgate", ClientVersion: Version,
 	})
-	s.limits = newLimits(cfg, nil, log, true)
+	lim, err := newLimiter(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.limits = newLimits(cfg, lim, log, cfg.RateLimitFailOpen)
 	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention)
 	s.app = fiber.New(fiber.Config{
 		AppName: "agentgate",
