@@ -66,6 +66,9 @@ func newRedisLimiter(url, prefix string) (*redisLimiter, error) {
 	if opts.MaxRetries == 0 {
 		opts.MaxRetries = 1
 	}
+	if opts.DialerRetries == 0 {
+		opts.DialerRetries = 1
+	}
 	return &redisLimiter{rdb: redis.NewClient(opts), prefix: prefix, script: redis.NewScript(gcraScript)}, nil
 }
 
@@ -118,7 +121,20 @@ func newLimiter(cfg Config, log *slog.Logger) (Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{log}) })
 	log.Info("rate limits shared through Redis", slog.String("addr", r.rdb.Options().Addr),
 		slog.Bool("fail_open", cfg.RateLimitFailOpen))
 	return r, nil
+}
+
+// redisLogOnce routes go-redis's own log lines (a process-wide setting) to the first limiter's
+// logger, at debug level: an outage is already logged, once per refused decision, by limits.check.
+var redisLogOnce sync.Once
+
+// redisLog adapts slog to go-redis's logger.
+type redisLog struct{ log *slog.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), slog.String("component", "redis"))
 }
