@@ -7,13 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/db"
 )
 
 // replica starts a second gateway over e's store and scripted LLM, as a replica behind a load
@@ -112,4 +115,111 @@ func withRedis(url, prefix string, failOpen bool) envOption {
 	return func(c *Config) {
 		c.RedisURL, c.RedisKeyPrefix, c.RateLimitFailOpen = url, prefix, failOpen
 	}
+}
+
+// account is a user of its own on a test gateway, so money cases that share a gateway do not
+// share a wallet.
+type account struct {
+	e         *testEnv
+	id, token string
+}
+
+// newAccount creates a user directly in the store (no bcrypt: it never logs in) and a JWT.
+func (e *testEnv) newAccount() account {
+	e.tb.Helper()
+	u := &db.User{Email: db.NewID("acct_") + "@example.com", PasswordHash: "-"}
+	if err := e.Store.CreateUser(context.Background(), u); err != nil {
+		e.tb.Fatal(err)
+	}
+	tok, err := IssueToken(e.Srv.cfg.JWTSecret, u.ID, time.Hour)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	return account{e: e, id: u.ID, token: tok}
+}
+
+// endpoint creates an endpoint owned by the account.
+func (a account) endpoint(fields map[string]any) createdEndpoint {
+	a.e.tb.Helper()
+	body := map[string]any{"name": "priced", "system_prompt": "You answer."}
+	for k, v := range fields {
+		body[k] = v
+	}
+	r := a.e.as(a.token, "POST", "/api/agent-endpoints", body)
+	if r.Status != 201 {
+		a.e.tb.Fatalf("create endpoint: %d %s", r.Status, r.Body)
+	}
+	var out createdEndpoint
+	r.json(a.e.tb, &out)
+	return out
+}
+
+// deposit credits the account's wallet.
+func (a account) deposit(cents int64) {
+	a.e.tb.Helper()
+	if err := a.e.Store.Deposit(context.Background(), a.id, cents*microPerCent, "deposit:"+db.NewID("t_")); err != nil {
+		a.e.tb.Fatal(err)
+	}
+}
+
+// balance returns the wallet's balance in micro-cents after checking that it equals the sum
+// of the ledger table and what GET /api/balance answers.
+func (a account) balance() int64 {
+	a.e.tb.Helper()
+	b, err := a.e.Store.Balance(context.Background(), a.id)
+	if err != nil {
+		a.e.tb.Fatal(err)
+	}
+	if sum := a.ledgerSum(); sum != b.BalanceMicroCents {
+		a.e.tb.Fatalf("ledger sum %d != balance %d", sum, b.BalanceMicroCents)
+	}
+	r := a.e.as(a.token, "GET", "/api/balance", nil)
+	var got struct {
+		Balance  float64 `json:"balance_cents"`
+		Currency string  `json:"currency"`
+	}
+	r.json(a.e.tb, &got)
+	if r.Status != 200 || got.Balance != agent.MicroToCents(b.BalanceMicroCents) || got.Currency != "usd" {
+		a.e.tb.Fatalf("GET /api/balance %d %s, want %v cents", r.Status, r.Body, agent.MicroToCents(b.BalanceMicroCents))
+	}
+	return b.BalanceMicroCents
+}
+
+// ledgerSum reads the ledger table itself.
+func (a account) ledgerSum() int64 {
+	a.e.tb.Helper()
+	var sum int64
+	q := a.e.Store.Rebind(`SELECT COALESCE(SUM(amount_micro_cents), 0) FROM ledger WHERE user_id = ?`)
+	if err := a.e.Store.DB().QueryRowContext(context.Background(), q, a.id).Scan(&sum); err != nil {
+		a.e.tb.Fatal(err)
+	}
+	return sum
+}
+
+// ledgerKinds lists the kinds of the account's ledger rows, oldest first.
+func (a account) ledgerKinds() []string {
+	a.e.tb.Helper()
+	var kinds []string
+	q := a.e.Store.Rebind(`SELECT kind FROM ledger WHERE user_id = ? ORDER BY id`)
+	if err := a.e.Store.DB().SelectContext(context.Background(), &kinds, q, a.id); err != nil {
+		a.e.tb.Fatal(err)
+	}
+	return kinds
+}
+
+// tryRun is run for goroutines other than the test's: it returns errors instead of failing.
+func (e *testEnv) tryRun(ep createdEndpoint, body string) (response, error) {
+	req, err := http.NewRequest("POST", e.URL+"/api/run/"+ep.Slug(), strings.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+ep.APIKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	return response{Status: res.StatusCode, Header: res.Header, Body: raw}, err
 }

@@ -33,6 +33,10 @@ func (s *Server) routes() {
 	api.Get("/runs/:id", s.runStatus)
 	api.Get("/runs/:id/events", s.runEvents)
 
+	// Operator: admin token (off when none is configured). Before the owners' group, whose
+	// JWT middleware applies to every /api route registered after it.
+	api.Post("/admin/wallet/deposit", s.requireAdmin, s.adminDeposit)
+
 	// Owners: JWT.
 	u := api.Group("", s.requireUser)
 	u.Get("/me", s.me)
@@ -60,9 +64,6 @@ func (s *Server) routes() {
 	u.Get("/agent-endpoints/:id/runs", s.listRuns)
 	u.Get("/agent-endpoints/:id/runs/:run_id", s.getRun)
 	u.Get("/agent-endpoints/:id/stats", s.stats)
-
-	// Operator: admin token (off when none is configured).
-	api.Post("/admin/wallet/deposit", s.requireAdmin, s.adminDeposit)
 
 	api.Use(func(c *fiber.Ctx) error { return errNotFound("route") })
 
