@@ -93,8 +93,9 @@ func (m *memLimiter) janitor() {
 		select {
 		case <-m.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
 			m.mu.Lock()
+			now := m.now()
 			for k, tat := range m.tat {
 				if tat.Before(now) {
 					delete(m.tat, k)
