@@ -3,21 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/agentgate/agentgate/agent/llmtest"
-	"github.com/agentgate/agentgate/db"
 	"github.com/agentgate/agentgate/db/dbtest"
-	"github.com/agentgate/agentgate/server"
 )
 
 // noEnv is an empty environment, so the developer's own variables do not leak into a test.
@@ -107,9 +100,10 @@ func TestWalletDepositCLI(t *testing.T) {
 	}
 }
 
-// TestConfigPrices_ReachRunCost: prices in the operator's --config file override the defaults
-// and add models, and a run's cost_cents comes from them.
-func TestConfigPrices_ReachRunCost(t *testing.T) {
+// TestConfigPrices_FromFile: prices in the operator's --config file override the defaults and
+// add models, and the rest of the default table stays. (That the server's price table reaches
+// a run's cost_cents is server's TestBilling_Runs.)
+func TestConfigPrices_FromFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "agentgate.json")
 	conf := `{"prices": {
@@ -119,92 +113,35 @@ func TestConfigPrices_ReachRunCost(t *testing.T) {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	llm := llmtest.New(t)
-	env := map[string]string{"OPENAI_BASE_URL": llm.URL(), "OPENAI_API_KEY": "sk-test"}
 	cfg := DefaultConfig()
-	if _, err := cfg.parse("serve", []string{"--config", path}, func(k string) string { return env[k] }, false, nil); err != nil {
+	if _, err := cfg.parse("serve", []string{"--config", path}, noEnv, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	sc, err := cfg.serverConfig(func(k string) string { return env[k] }, []byte("test-secret-test-secret-test-secret"))
+	sc, err := cfg.serverConfig(noEnv, []byte("test-secret-test-secret-test-secret"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if p := sc.Prices["gpt-4o"]; p.InputPerMTok != 2.50 { // the defaults the file does not name stay
-		t.Fatalf("gpt-4o price %+v", p)
-	}
-	store := dbtest.Open(t, dbtest.SQLite)
-	srv, err := server.New(sc, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-served
-	})
-	base := "http://" + ln.Addr().String()
-	u := &db.User{Email: "prices@example.com", PasswordHash: "-"}
-	if err := store.CreateUser(context.Background(), u); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := server.IssueToken(sc.JWTSecret, u.ID, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	post := func(path, auth string, body any, out any) int {
-		t.Helper()
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", base+path, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+auth)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		got, _ := io.ReadAll(res.Body)
-		if err := json.Unmarshal(got, out); err != nil {
-			t.Fatalf("%s: %s", path, got)
-		}
-		return res.StatusCode
 	}
 	cases := []struct {
 		model string
-		cost  float64 // cents for 1M input and 1M output tokens
+		cost  int64 // micro-cents for 1M input and 1M output tokens
+		known bool
 	}{
-		{"gpt-4o-mini", 500}, // overridden: $1 + $4 (the default would be 75¢)
-		{"house-model", 200}, // added: $0.50 + $1.50
-		{"gpt-4.1-nano", 50}, // default kept: $0.10 + $0.40
-		{"mystery-model", 0}, // unknown: free
+		{"gpt-4o-mini", 500_000_000, true},            // overridden: $1 + $4 (the default would be 75¢)
+		{"gpt-4o-mini-2024-07-18", 500_000_000, true}, // the override prices the family too
+		{"house-model", 200_000_000, true},            // added: $0.50 + $1.50
+		{"gpt-4.1-nano", 50_000_000, true},            // default kept: $0.10 + $0.40
+		{"mystery-model", 0, false},                   // unknown: free
 	}
 	for _, tt := range cases {
-		var created struct {
-			Endpoint struct {
-				Slug string `json:"slug"`
-			} `json:"endpoint"`
-			APIKey string `json:"api_key"`
+		if got, known := sc.Prices.CostMicroCents(tt.model, 1_000_000, 1_000_000); got != tt.cost || known != tt.known {
+			t.Errorf("%s: %d (known %v), want %d (%v)", tt.model, got, known, tt.cost, tt.known)
 		}
-		if st := post("/api/agent-endpoints", tok, map[string]any{"name": tt.model, "system_prompt": "Answer.", "llm_model": tt.model}, &created); st != 201 {
-			t.Fatalf("create %s: %d", tt.model, st)
-		}
-		llm.Script(llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{Prompt: 1_000_000, Completion: 1_000_000}})
-		var ans struct {
-			Usage struct {
-				Cost float64 `json:"cost_cents"`
-			} `json:"usage"`
-		}
-		if st := post("/api/run/"+created.Endpoint.Slug, created.APIKey, map[string]string{"input": "hi"}, &ans); st != 200 {
-			t.Fatalf("run %s: %d", tt.model, st)
-		}
-		if ans.Usage.Cost != tt.cost {
-			t.Fatalf("%s: cost_cents %v, want %v", tt.model, ans.Usage.Cost, tt.cost)
-		}
+	}
+	// A malformed prices entry is refused at start, not ignored.
+	if err := os.WriteFile(path, []byte(`{"prices": {"m": {"input": 1}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.serverConfig(noEnv, []byte("test-secret-test-secret-test-secret")); err == nil {
+		t.Fatal("a prices entry with an unknown field was accepted")
 	}
 }
