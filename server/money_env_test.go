@@ -19,20 +19,12 @@ import (
 	"github.com/agentgate/agentgate/db"
 )
 
-// replica starts a second gateway over e's store and scripted LLM, as a replica behind a load
-// balancer would be; opts apply to its config. Its Token and User are e's.
-func (e *testEnv) replica(opts ...envOption) *testEnv {
+// peerGateway starts a second gateway over e's store with e's config (model server, secrets,
+// limiter) as a replica behind a load balancer would be; opts apply on top. Its Token and User
+// are e's. (main's harness has the more general replica(store, opts...); this one predates it.)
+func (e *testEnv) peerGateway(opts ...envOption) *testEnv {
 	e.tb.Helper()
-	cfg := DefaultConfig()
-	cfg.JWTSecret = []byte("test-secret-test-secret-test-secret")
-	cfg.AllowPrivateEgress = true
-	cfg.DemoPace = 0
-	cfg.ModelOptions.DemoPace = 0
-	cfg.Providers = agent.DefaultProviders()
-	p := cfg.Providers["openai"]
-	p.BaseURL, p.APIKey = e.LLM.URL(), "sk-test"
-	cfg.Providers["openai"] = p
-	cfg.DrainTimeout = 5 * time.Second
+	cfg := e.Srv.cfg
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -303,7 +303,7 @@ func TestRedisLimiter_SharedByReplicas(t *testing.T) {
 	url, prefix := testRedis(t)
 	now := time.Now
 	a := newEnv(t, "sqlite", withRedis(url, prefix, false))
-	b := a.replica(withRedis(url, prefix, false))
+	b := a.peerGateway() // the same Redis and key prefix
 	ep := a.endpoint(map[string]any{"rate_limit_per_minute": 4})
 	steps := []struct {
 		env       *testEnv
