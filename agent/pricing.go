@@ -27,15 +27,19 @@ func DefaultPrices() Prices {
 		"gpt-4.1":       {2.00, 8.00},
 		"gpt-4.1-mini":  {0.40, 1.60},
 		"gpt-4.1-nano":  {0.10, 0.40},
+		"gpt-4":         {30.00, 60.00},
 		"gpt-4-turbo":   {10.00, 30.00},
 		"gpt-3.5-turbo": {0.50, 1.50},
 		"gpt-5":         {1.25, 10.00},
 		"gpt-5-mini":    {0.25, 2.00},
 		"gpt-5-nano":    {0.05, 0.40},
+		"gpt-5.1":       {1.25, 10.00},
 		"o1":            {15.00, 60.00},
 		"o1-mini":       {1.10, 4.40},
+		"o1-pro":        {150.00, 600.00},
 		"o3":            {2.00, 8.00},
 		"o3-mini":       {1.10, 4.40},
+		"o3-pro":        {20.00, 80.00},
 		"o4-mini":       {1.10, 4.40},
 		// Anthropic
 		"claude-3-haiku":    {0.25, 1.25},
@@ -44,6 +48,7 @@ func DefaultPrices() Prices {
 		"claude-3-7-sonnet": {3.00, 15.00},
 		"claude-sonnet-4":   {3.00, 15.00},
 		"claude-opus-4":     {15.00, 75.00},
+		"claude-opus-4-5":   {5.00, 25.00},
 		"claude-haiku-4-5":  {1.00, 5.00},
 		// Gemini
 		"gemini-1.5-flash":      {0.075, 0.30},
@@ -54,8 +59,11 @@ func DefaultPrices() Prices {
 		"gemini-2.5-flash-lite": {0.10, 0.40},
 		"gemini-2.5-pro":        {1.25, 10.00},
 		// Groq
-		"llama-3.3-70b-versatile": {0.59, 0.79},
-		"llama-3.1-8b-instant":    {0.05, 0.08},
+		"llama-3.3-70b-versatile":                       {0.59, 0.79},
+		"llama-3.1-8b-instant":                          {0.05, 0.08},
+		"meta-llama/llama-4-scout-17b-16e-instruct":     {0.11, 0.34},
+		"meta-llama/llama-4-maverick-17b-128e-instruct": {0.20, 0.60},
+		"qwen/qwen3-32b":                                {0.29, 0.59},
 		// Built-in
 		"demo": {0, 0},
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/db"
@@ -25,8 +26,8 @@ func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok,
 	if prepaid {
 		hold = price
 		if !byok {
-			maxCost, _ := s.cfg.Prices.CostMicroCents(e.LLMModel, int64(e.MaxTokens), int64(e.MaxTokens))
-			hold += maxCost
+			// The model's max-tokens cost: max_tokens priced as input and as output.
+			hold += s.tokenCost(e)(int64(e.MaxTokens), int64(e.MaxTokens))
 		}
 		if hold > 0 {
 			if err := s.store.Hold(ctx, e.OwnerID, rec.ID, hold); err != nil {
@@ -38,7 +39,7 @@ func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok,
 	return func(ctx context.Context, o agent.Outcome) int64 {
 		if o.Status != agent.StatusSuccess {
 			if hold > 0 {
-				if err := s.store.Release(ctx, owner, runID); err != nil {
+				if err := retryMoney(ctx, func() error { return s.store.Release(ctx, owner, runID) }); err != nil {
 					s.log.Error("release hold", slog.String("run_id", runID), slog.Any("err", err))
 				}
 			}
@@ -48,15 +49,28 @@ func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok,
 		if !byok {
 			charge += o.CostMicroCents
 		}
-		if prepaid && charge > hold {
-			// Never below zero: the hold is the most a prepaid run can cost beyond what the
-			// wallet still has; the ledger refuses the rest.
-			charge = s.cappedCharge(ctx, owner, hold, charge)
-		}
 		if charge == 0 && hold == 0 {
 			return 0
 		}
-		if err := s.store.Settle(ctx, owner, runID, charge); err != nil {
+		if prepaid {
+			// Never below zero: at most the hold plus what the wallet still has, decided under
+			// the wallet's lock so concurrent runs cannot overdraw it together.
+			var charged int64
+			err := retryMoney(ctx, func() (err error) {
+				charged, err = s.store.SettleCapped(ctx, owner, runID, charge)
+				return err
+			})
+			if err != nil {
+				s.log.Error("settle run", slog.String("run_id", runID), slog.Int64("micro_cents", charge), slog.Any("err", err))
+				return 0
+			}
+			if charged < charge {
+				s.log.Warn("prepaid run cost more than its hold and the balance: charge capped", slog.String("run_id", runID),
+					slog.String("owner", owner), slog.Int64("cost_micro_cents", charge), slog.Int64("charged_micro_cents", charged))
+			}
+			return charged
+		}
+		if err := retryMoney(ctx, func() error { return s.store.Settle(ctx, owner, runID, charge) }); err != nil {
 			s.log.Error("settle run", slog.String("run_id", runID), slog.Int64("micro_cents", charge), slog.Any("err", err))
 			return 0
 		}
@@ -64,19 +78,22 @@ func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok,
 	}, nil
 }
 
-// cappedCharge limits a prepaid charge to the hold plus the current balance.
-func (s *Server) cappedCharge(ctx context.Context, owner string, hold, charge int64) int64 {
-	b, err := s.store.Balance(ctx, owner)
-	if err != nil {
-		return hold
-	}
-	if max := hold + b.BalanceMicroCents; charge > max {
-		s.log.Warn("prepaid run cost more than its hold and the balance", slog.String("owner", owner),
-			slog.Int64("charge", charge), slog.Int64("max", max))
-		if max < 0 {
-			return 0
+// retryMoney runs an idempotent wallet write, retrying a failure twice (the write is keyed by
+// run id, so a retry whose first attempt did commit changes nothing). It gives up when ctx ends.
+func retryMoney(ctx context.Context, write func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := write()
+		if err == nil || attempt == 3 {
+			return err
 		}
-		return max
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff *= 4
 	}
-	return charge
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ type Limiter interface {
 type memLimiter struct {
 	mu   sync.Mutex
 	tat  map[string]time.Time // theoretical arrival time per key
+	now  func() time.Time     // the clock (tests set a fake one)
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -43,16 +45,16 @@ type memLimiter struct {
 var _ Limiter = (*memLimiter)(nil)
 
 func newMemLimiter() *memLimiter {
-	m := &memLimiter{tat: make(map[string]time.Time), stop: make(chan struct{}), done: make(chan struct{})}
+	m := &memLimiter{tat: make(map[string]time.Time), now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
 	go m.janitor()
 	return m
 }
 
 // Allow implements Limiter.
 func (m *memLimiter) Allow(_ context.Context, key string, limit int, window time.Duration) (Decision, error) {
-	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.now()
 	d, newTAT := gcra(now, m.tat[key], limit, window)
 	if d.Allowed {
 		m.tat[key] = newTAT
@@ -91,8 +93,9 @@ func (m *memLimiter) janitor() {
 		select {
 		case <-m.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
 			m.mu.Lock()
+			now := m.now()
 			for k, tat := range m.tat {
 				if tat.Before(now) {
 					delete(m.tat, k)
@@ -116,13 +119,14 @@ type limits struct {
 	lim      Limiter
 	log      *slog.Logger
 	failOpen bool
+	trusted  []netip.Prefix // proxies whose X-Forwarded-For is believed
 }
 
 func newLimits(cfg Config, lim Limiter, log *slog.Logger, failOpen bool) *limits {
 	if lim == nil {
 		lim = newMemLimiter()
 	}
-	return &limits{cfg: cfg, lim: lim, log: log, failOpen: failOpen}
+	return &limits{cfg: cfg, lim: lim, log: log, failOpen: failOpen, trusted: parseTrusted(cfg.TrustedProxies)}
 }
 
 func (l *limits) close() { _ = l.lim.Close() }
@@ -138,7 +142,7 @@ func (l *limits) allowRun(c *fiber.Ctx, e *db.Endpoint) error {
 		return err
 	}
 	if e.AuthMode == "public" {
-		ipd, err := l.check(c, "ip:"+e.ID+":"+c.IP(), l.cfg.PublicIPPerMinute)
+		ipd, err := l.check(c, "ip:"+e.ID+":"+l.clientIP(c), l.cfg.PublicIPPerMinute)
 		if err != nil {
 			return err
 		}

@@ -34,6 +34,10 @@ func (s *Server) routes() {
 	api.Get("/runs/:id", s.runStatus)
 	api.Get("/runs/:id/events", s.runEvents)
 
+	// Operator: admin token (off when none is configured). Before the owners' group, whose
+	// JWT middleware applies to every /api route registered after it.
+	api.Post("/admin/wallet/deposit", s.requireAdmin, s.adminDeposit)
+
 	// Owners: JWT.
 	u := api.Group("", s.requireUser)
 	u.Get("/me", s.me)
@@ -68,9 +72,6 @@ func (s *Server) routes() {
 	v1.Get("/models", s.listModels)
 	v1.Get("/models/:model", s.getModel)
 	v1.Use(func(c *fiber.Ctx) error { return errNotFound("route") })
-
-	// Operator: admin token (off when none is configured).
-	api.Post("/admin/wallet/deposit", s.requireAdmin, s.adminDeposit)
 
 	api.Use(func(c *fiber.Ctx) error { return errNotFound("route") })
 

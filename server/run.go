@@ -198,13 +198,7 @@ func (s *Server) buildSpec(ctx context.Context, e *db.Endpoint) (agent.Spec, boo
 		Model: model, ModelName: e.LLMModel, SystemPrompt: e.SystemPrompt, MaxTokens: e.MaxTokens,
 		Temperature: e.Temperature, Format: format, MaxToolCalls: e.MaxToolCalls,
 	}
-	if e.LLMProvider != agent.ProviderDemo { // the offline demo model costs nothing
-		prices, name := s.cfg.Prices, e.LLMModel
-		spec.Cost = func(in, out int64) int64 {
-			c, _ := prices.CostMicroCents(name, in, out)
-			return c
-		}
-	}
+	spec.Cost = s.tokenCost(e)
 	if e.WorkspaceID != nil {
 		tb, err := s.toolbox(ctx, *e.WorkspaceID)
 		if err != nil {

@@ -45,6 +45,7 @@ type Config struct {
 	OperatorServers    []tools.ServerConfig
 	RedisURL           string // empty: in-memory rate limits
 	RateLimitFailOpen  bool   // a Redis outage lets requests through (logged)
+	RedisKeyPrefix     string // rate-limit keys in Redis start with it
 	// ModelOptions tunes the shared upstream HTTP client.
 	ModelOptions agent.ModelOptions
 }
@@ -68,6 +69,8 @@ func DefaultConfig() Config {
 		EventRetention:    24 * time.Hour,
 		DrainTimeout:      10 * time.Second,
 		FollowPoll:        500 * time.Millisecond,
+		RateLimitFailOpen: true,
+		RedisKeyPrefix:    "agentgate:rl:",
 	}
 }
 
@@ -97,6 +100,8 @@ type Server struct {
 	openStreams atomic.Int64
 	closing     sync.Once
 	closeErr    error
+	// unpriced remembers models without a price, so the log says so once per model.
+	unpriced sync.Map
 }
 
 // New builds a server over an open store. Call Serve, then Shutdown.
@@ -114,7 +119,11 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 		ToolTimeout: cfg.ToolTimeout, ListTTL: cfg.ToolListTTL, AllowPrivate: cfg.AllowPrivateEgress,
 		Logger: log, ClientName: "agentgate", ClientVersion: Version,
 	})
-	s.limits = newLimits(cfg, nil, log, true)
+	lim, err := newLimiter(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.limits = newLimits(cfg, lim, log, cfg.RateLimitFailOpen)
 	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention)
 	s.metrics = newMetrics(s)
 	s.runner.rlog.observe = s.metrics.runLogBatch // set before any request can queue a record
