@@ -110,7 +110,7 @@ type Answer struct {
 
 // Error ends a failed run. Code is one of the SPEC §1 codes.
 type Error struct {
-	RunID   string `json:"run_id"`
+	RunID   string `json:"run_id,omitempty"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
