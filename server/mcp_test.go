@@ -18,6 +18,7 @@ import (
 	"github.com/agentgate/agentgate/db"
 	"github.com/agentgate/agentgate/stream"
 	"github.com/agentgate/agentgate/tools"
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 // serverView is a server object as the API returns it, kept raw to spot leaked fields.
@@ -43,8 +44,8 @@ func TestMCP_ServerRoutes(t *testing.T) {
 				h.ServeHTTP(w, r)
 			})
 		}
-		streamable := startStreamablePeer(t, func(s *mcpserver.MCPServer) { echoTool(s); failTool(s) }, checkAuth)
-		sse := startSSEPeer(t, echoTool)
+		streamable := toolstest.StartStreamable(t, func(s *mcpserver.MCPServer) { toolstest.EchoTool(s); failTool(s) }, checkAuth)
+		sse := toolstest.StartSSE(t, toolstest.EchoTool)
 		e := newEnv(t, kind)
 		ws := e.createWorkspace("research")
 
@@ -295,7 +296,7 @@ func closedURL(tb testing.TB) string {
 // when a run connects; the run goes on without it and says why.
 func TestMCP_EgressCheckedAtConnect(t *testing.T) {
 	t.Parallel()
-	peer := startStreamablePeer(t, echoTool, nil)
+	peer := toolstest.StartStreamable(t, toolstest.EchoTool, nil)
 	e := newEnv(t, "sqlite", func(c *Config) { c.AllowPrivateEgress = false })
 	ws := e.createWorkspace("w")
 	if err := e.Store.CreateMCPServer(context.Background(), &db.MCPServer{
