@@ -1,5 +1,3 @@
-//go:build unix
-
 package server
 
 import (
@@ -9,6 +7,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/agentgate/agentgate/agent/llmtest"
 	"github.com/agentgate/agentgate/stream"
 	"github.com/agentgate/agentgate/tools"
 )
@@ -35,22 +34,6 @@ func hangTool(s *mcpserver.MCPServer, observed chan<- error) {
 		})
 }
 
-// createWorkspace makes a workspace for the default user and returns its id.
-func (e *testEnv) createWorkspace(name string) string {
-	e.tb.Helper()
-	r := e.as(e.Token, "POST", "/api/workspaces", map[string]any{"name": name})
-	if r.Status != 201 {
-		e.tb.Fatalf("create workspace: %d %s", r.Status, r.Body)
-	}
-	var out struct {
-		Workspace struct {
-			ID string `json:"id"`
-		} `json:"workspace"`
-	}
-	r.json(e.tb, &out)
-	return out.Workspace.ID
-}
-
 // addServer attaches an MCP server to a workspace (body as POST /servers takes it) and returns
 // its id.
 func (e *testEnv) addServer(wsID string, body map[string]any) string {
@@ -72,7 +55,7 @@ func (e *testEnv) addServer(wsID string, body map[string]any) string {
 // it; fields override the endpoint body.
 func (e *testEnv) toolEndpoint(servers map[string]map[string]any, fields map[string]any) (createdEndpoint, string) {
 	e.tb.Helper()
-	ws := e.createWorkspace("tools")
+	ws := e.workspace(e.Token, "tools")
 	for slug, body := range servers {
 		b := map[string]any{"name": slug, "slug": slug}
 		for k, v := range body {
@@ -137,6 +120,20 @@ func lastDone(tb testing.TB, evs []stream.Event) *stream.Answer {
 		tb.Fatalf("stream ended with %s %+v, want done; events %v", last.Type, last.Error, eventTypes(evs))
 	}
 	return last.Done
+}
+
+// stdioPid runs ep once, the model calling tool (the test stdio server's "pid"), and returns
+// the tool's result: the process id of the stdio child that answered.
+func (e *testEnv) stdioPid(ep createdEndpoint, tool string) string {
+	e.tb.Helper()
+	e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "p", Name: tool}}}, llmtest.Reply{Text: "pid"})
+	var ans stream.Answer
+	r := e.run(ep, map[string]any{"input": "pid?"})
+	r.json(e.tb, &ans)
+	if r.Status != 200 || len(ans.ToolCalls) != 1 || !ans.ToolCalls[0].Success {
+		e.tb.Fatalf("pid run: %d %s", r.Status, r.Body)
+	}
+	return ans.ToolCalls[0].Result
 }
 
 // stdioOperator is an operator-declared stdio server running the test stdio server.

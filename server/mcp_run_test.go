@@ -242,17 +242,7 @@ func TestMCP_StdioCrashMidCall(t *testing.T) {
 	stdio := toolstest.StdioServer(t)
 	e := newEnv(t, "sqlite", func(c *Config) { c.OperatorServers = []tools.ServerConfig{stdioOperator("local", stdio)} })
 	ep, _ := e.toolEndpoint(map[string]map[string]any{"local": {"operator_server": "local"}}, nil)
-	pid := func() string {
-		t.Helper()
-		e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "p", Name: "local__pid"}}}, llmtest.Reply{Text: "pid"})
-		var ans stream.Answer
-		r := e.run(ep, map[string]any{"input": "pid?"})
-		r.json(t, &ans)
-		if r.Status != 200 || len(ans.ToolCalls) != 1 || !ans.ToolCalls[0].Success {
-			t.Fatalf("pid run: %d %s", r.Status, r.Body)
-		}
-		return ans.ToolCalls[0].Result
-	}
+	pid := func() string { t.Helper(); return e.stdioPid(ep, "local__pid") }
 	first := pid()
 
 	e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "boom", Name: "local__crash"}}}, llmtest.Reply{Text: "It crashed."})
@@ -756,17 +746,7 @@ func TestMCP_OperatorServerInTwoWorkspaces(t *testing.T) {
 	e := newEnv(t, "sqlite", func(c *Config) { c.OperatorServers = []tools.ServerConfig{stdioOperator("local", stdio)} })
 	a, _ := e.toolEndpoint(map[string]map[string]any{"local": {"operator_server": "local"}}, map[string]any{"name": "a"})
 	b, _ := e.toolEndpoint(map[string]map[string]any{"files": {"operator_server": "local"}}, map[string]any{"name": "b"})
-	pid := func(ep createdEndpoint, tool string) string {
-		t.Helper()
-		e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "p", Name: tool}}}, llmtest.Reply{Text: "pid"})
-		var ans stream.Answer
-		r := e.run(ep, map[string]any{"input": "pid?"})
-		r.json(t, &ans)
-		if r.Status != 200 || len(ans.ToolCalls) != 1 || !ans.ToolCalls[0].Success {
-			t.Fatalf("pid run: %d %s", r.Status, r.Body)
-		}
-		return ans.ToolCalls[0].Result
-	}
+	pid := e.stdioPid
 	first := pid(a, "local__pid")
 	pid(b, "files__pid")
 	if again := pid(a, "local__pid"); again != first {
