@@ -205,11 +205,7 @@ func TestBadInput_NULAndInvalidUTF8(t *testing.T) {
 		} {
 			r := e.run(ep, tc.body)
 			r.want(t, 200, "")
-			var a struct {
-				RunID string `json:"run_id"`
-			}
-			r.json(t, &a)
-			rec := e.waitRun(a.RunID)
+			rec := e.waitRun(runIDOf(t, r))
 			if rec.Status != "success" || rec.Input != tc.stored || strings.ContainsRune(rec.Output, 0) {
 				t.Fatalf("%q stored as %+v", tc.body, rec)
 			}

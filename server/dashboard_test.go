@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/llmtest"
 	"github.com/agentgate/agentgate/db/dbtest"
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 // The dashboard's browser test (e2e/dashboard.mjs) and the unit tests of its modules
@@ -111,25 +111,23 @@ type dashboardMCP struct {
 func startDashboardMCP(tb testing.TB) *dashboardMCP {
 	tb.Helper()
 	m := &dashboardMCP{}
-	s := mcpserver.NewMCPServer("dashboard-ref", "1.0.0", mcpserver.WithToolCapabilities(true))
-	s.AddTool(mcp.NewTool("lookup",
-		mcp.WithDescription("Looks a term up in the reference notes."),
-		mcp.WithString("query", mcp.Required(), mcp.Description("what to look up"))),
-		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			m.calls.Add(1)
-			return mcp.NewToolResultText("agentgate: a gateway for agent endpoints (looked up: " + req.GetString("query", "") + ")"), nil
+	peer := toolstest.StartStreamable(tb, func(s *mcpserver.MCPServer) {
+		s.AddTool(mcp.NewTool("lookup",
+			mcp.WithDescription("Looks a term up in the reference notes."),
+			mcp.WithString("query", mcp.Required(), mcp.Description("what to look up"))),
+			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				m.calls.Add(1)
+				return mcp.NewToolResultText("agentgate: a gateway for agent endpoints (looked up: " + req.GetString("query", "") + ")"), nil
+			})
+	}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-E2E") == "1" {
+				m.hdr.Add(1)
+			}
+			h.ServeHTTP(w, r)
 		})
-	h := mcpserver.NewStreamableHTTPServer(s)
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-E2E") == "1" {
-			m.hdr.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	ts := httptest.NewServer(mux)
-	tb.Cleanup(func() { ts.CloseClientConnections(); ts.Close() })
-	m.url = ts.URL + "/mcp"
+	})
+	m.url = peer.URL
 	return m
 }
 

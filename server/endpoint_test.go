@@ -517,11 +517,8 @@ func TestEndpoint_Delete(t *testing.T) {
 		ep := e.endpoint(map[string]any{"llm_provider": "demo"})
 		r := e.run(ep, map[string]any{"input": "hello"})
 		r.want(t, 200, "")
-		var ans struct {
-			RunID string `json:"run_id"`
-		}
-		r.json(t, &ans)
-		e.waitRun(ans.RunID)
+		runID := runIDOf(t, r)
+		e.waitRun(runID)
 
 		del := e.as(e.Token, "DELETE", "/api/agent-endpoints/"+ep.ID(), nil)
 		del.want(t, 204, "")
@@ -544,10 +541,10 @@ func TestEndpoint_Delete(t *testing.T) {
 		// Its runs stay readable by the owner.
 		runs := e.as(e.Token, "GET", "/api/agent-endpoints/"+ep.ID()+"/runs", nil)
 		runs.want(t, 200, "")
-		if !strings.Contains(string(runs.Body), ans.RunID) {
+		if !strings.Contains(string(runs.Body), runID) {
 			t.Fatalf("runs after delete: %s", runs.Body)
 		}
-		one := e.as(e.Token, "GET", "/api/agent-endpoints/"+ep.ID()+"/runs/"+ans.RunID, nil)
+		one := e.as(e.Token, "GET", "/api/agent-endpoints/"+ep.ID()+"/runs/"+runID, nil)
 		one.want(t, 200, "")
 		e.as(e.Token, "GET", "/api/agent-endpoints/"+ep.ID()+"/stats", nil).want(t, 200, "")
 	})
@@ -589,15 +586,12 @@ func TestEndpoint_OwnerIsolation(t *testing.T) {
 		ep := e.endpoint(map[string]any{"llm_provider": "demo", "workspace_id": ws})
 		r := e.run(ep, map[string]any{"input": "hello"})
 		r.want(t, 200, "")
-		var ans struct {
-			RunID string `json:"run_id"`
-		}
-		r.json(t, &ans)
-		e.waitRun(ans.RunID)
+		runID := runIDOf(t, r)
+		e.waitRun(runID)
 		_, before := e.getEndpointJSON(e.Token, ep.ID())
 
 		intruder, _ := e.register("intruder@example.com")
-		for _, p := range isolationProbes(ep.ID(), ans.RunID, ws) {
+		for _, p := range isolationProbes(ep.ID(), runID, ws) {
 			r := e.as(intruder, p.method, p.path, p.body)
 			if r.Status != 404 || r.errCode() != "NOT_FOUND" {
 				t.Errorf("%s %s as another user: %d %s, want 404 NOT_FOUND", p.method, p.path, r.Status, r.Body)
@@ -617,7 +611,7 @@ func TestEndpoint_OwnerIsolation(t *testing.T) {
 		theirs.want(t, 201, "")
 		var tc createdEndpoint
 		theirs.json(t, &tc)
-		e.as(intruder, "GET", "/api/agent-endpoints/"+tc.ID()+"/runs/"+ans.RunID, nil).want(t, 404, "NOT_FOUND")
+		e.as(intruder, "GET", "/api/agent-endpoints/"+tc.ID()+"/runs/"+runID, nil).want(t, 404, "NOT_FOUND")
 		// Nor point its endpoint at the owner's workspace.
 		e.as(intruder, "PATCH", "/api/agent-endpoints/"+tc.ID(), map[string]any{"workspace_id": ws}).want(t, 400, "VALIDATION_ERROR")
 		// Lists are the caller's own.

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 // TestMain checks that no test of the package leaves a goroutine behind: streams, followers,
@@ -20,5 +23,7 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		// fasthttp's process-wide Date header updater, started once, never stopped.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// The test stdio server binary is built once for all tests; remove it at the end.
+		goleak.Cleanup(func(code int) { toolstest.RemoveBuilds(); os.Exit(code) }),
 	)
 }

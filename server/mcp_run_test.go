@@ -26,6 +26,7 @@ import (
 	"github.com/agentgate/agentgate/agent/llmtest"
 	"github.com/agentgate/agentgate/stream"
 	"github.com/agentgate/agentgate/tools"
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 // toolMessage returns the tool message answering callID in a recorded model request.
@@ -53,7 +54,7 @@ func toolNames(req llmtest.Request) []string {
 // (success), tokens, done with tool_calls[0] and usage.iterations = 2, on both databases.
 func TestMCP_EverythingEcho(t *testing.T) {
 	t.Parallel()
-	url := startEverything(t)
+	url := toolstest.StartEverything(t)
 	forKinds(t, func(t *testing.T, kind string) {
 		e := newEnv(t, kind)
 		ep, _ := e.toolEndpoint(map[string]map[string]any{"everything": httpServer("streamable_http", url)}, nil)
@@ -160,9 +161,9 @@ func pluralTools(n int) string {
 }
 
 // kitPeer is a Streamable HTTP MCP server with the tools most run tests use.
-func kitPeer(tb testing.TB) *mcpPeer {
+func kitPeer(tb testing.TB) *toolstest.Server {
 	tb.Helper()
-	return startStreamablePeer(tb, func(s *mcpserver.MCPServer) { echoTool(s); failTool(s) }, nil)
+	return toolstest.StartStreamable(tb, func(s *mcpserver.MCPServer) { toolstest.EchoTool(s); failTool(s) }, nil)
 }
 
 // TestMCP_GoldenToolRoundTrip pins the transcripts of a tool round trip and of a failing tool
@@ -204,9 +205,9 @@ func TestMCP_GoldenToolRoundTrip(t *testing.T) {
 // HTTP+SSE (workspace servers) and stdio (an operator server).
 func TestMCP_Transports(t *testing.T) {
 	t.Parallel()
-	streamable := startStreamablePeer(t, echoTool, nil)
-	sse := startSSEPeer(t, echoTool)
-	stdio := buildStdioServer(t)
+	streamable := toolstest.StartStreamable(t, toolstest.EchoTool, nil)
+	sse := toolstest.StartSSE(t, toolstest.EchoTool)
+	stdio := toolstest.StdioServer(t)
 	cases := []struct {
 		name   string
 		server map[string]any
@@ -238,20 +239,10 @@ func TestMCP_Transports(t *testing.T) {
 // result fails, the run completes, and the next run gets a fresh child.
 func TestMCP_StdioCrashMidCall(t *testing.T) {
 	t.Parallel()
-	stdio := buildStdioServer(t)
+	stdio := toolstest.StdioServer(t)
 	e := newEnv(t, "sqlite", func(c *Config) { c.OperatorServers = []tools.ServerConfig{stdioOperator("local", stdio)} })
 	ep, _ := e.toolEndpoint(map[string]map[string]any{"local": {"operator_server": "local"}}, nil)
-	pid := func() string {
-		t.Helper()
-		e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "p", Name: "local__pid"}}}, llmtest.Reply{Text: "pid"})
-		var ans stream.Answer
-		r := e.run(ep, map[string]any{"input": "pid?"})
-		r.json(t, &ans)
-		if r.Status != 200 || len(ans.ToolCalls) != 1 || !ans.ToolCalls[0].Success {
-			t.Fatalf("pid run: %d %s", r.Status, r.Body)
-		}
-		return ans.ToolCalls[0].Result
-	}
+	pid := func() string { t.Helper(); return e.stdioPid(ep, "local__pid") }
 	first := pid()
 
 	e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "boom", Name: "local__crash"}}}, llmtest.Reply{Text: "It crashed."})
@@ -301,8 +292,8 @@ func TestMCP_ServerDownAtStart(t *testing.T) {
 func TestMCP_ServerDiesMidCall(t *testing.T) {
 	t.Parallel()
 	var ts atomic.Pointer[httptest.Server]
-	peer := startStreamablePeer(t, func(s *mcpserver.MCPServer) {
-		echoTool(s)
+	peer := toolstest.StartStreamable(t, func(s *mcpserver.MCPServer) {
+		toolstest.EchoTool(s)
 		s.AddTool(mcp.NewTool("die"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			go ts.Load().CloseClientConnections()
 			<-ctx.Done()
@@ -331,7 +322,7 @@ func TestMCP_ServerDiesMidCall(t *testing.T) {
 // faultKit is a Streamable HTTP MCP server whose tools misbehave on purpose, with the
 // counters one test case reads.
 type faultKit struct {
-	peer     *mcpPeer
+	peer     *toolstest.Server
 	hung     chan error // the hang tool's view of its cancellation
 	echoes   atomic.Int32
 	arrived  atomic.Int32
@@ -341,7 +332,7 @@ type faultKit struct {
 func newFaultKit(tb testing.TB) *faultKit {
 	tb.Helper()
 	k := &faultKit{hung: make(chan error, 4), together: make(chan struct{})}
-	k.peer = startStreamablePeer(tb, func(s *mcpserver.MCPServer) {
+	k.peer = toolstest.StartStreamable(tb, func(s *mcpserver.MCPServer) {
 		s.AddTool(mcp.NewTool("echo", mcp.WithString("text", mcp.Required())),
 			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 				k.echoes.Add(1)
@@ -667,7 +658,7 @@ func TestMCP_SessionReuse(t *testing.T) {
 // (parallel tests only start once every sequential test has finished).
 func TestMCP_DisconnectCancelsTools(t *testing.T) {
 	hung := make(chan error, 1)
-	peer := startStreamablePeer(t, func(s *mcpserver.MCPServer) { hangTool(s, hung) }, nil)
+	peer := toolstest.StartStreamable(t, func(s *mcpserver.MCPServer) { hangTool(s, hung) }, nil)
 	// Process-wide goroutines that libraries start once (fasthttp's date ticker …) are
 	// started by a first gateway before the baseline is taken.
 	t.Run("warm up", func(t *testing.T) {
@@ -718,7 +709,7 @@ func TestMCP_DisconnectCancelsTools(t *testing.T) {
 		}
 		// The gateway is still up: none of the run's goroutines (loop, tool workers, MCP
 		// calls) may remain.
-		waitUntil(t, "the run's goroutines to end", func() bool {
+		toolstest.WaitFor(t, "the run's goroutines to end", func() bool {
 			return !goroutinesIn("agent.(*run)", "agent.Run(", "tools.(*Toolbox).Call", "server.(*runner).start")
 		})
 	})
@@ -751,21 +742,11 @@ func goroutinesIn(fns ...string) bool {
 // child process stays the same across runs).
 func TestMCP_OperatorServerInTwoWorkspaces(t *testing.T) {
 	t.Parallel()
-	stdio := buildStdioServer(t)
+	stdio := toolstest.StdioServer(t)
 	e := newEnv(t, "sqlite", func(c *Config) { c.OperatorServers = []tools.ServerConfig{stdioOperator("local", stdio)} })
 	a, _ := e.toolEndpoint(map[string]map[string]any{"local": {"operator_server": "local"}}, map[string]any{"name": "a"})
 	b, _ := e.toolEndpoint(map[string]map[string]any{"files": {"operator_server": "local"}}, map[string]any{"name": "b"})
-	pid := func(ep createdEndpoint, tool string) string {
-		t.Helper()
-		e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "p", Name: tool}}}, llmtest.Reply{Text: "pid"})
-		var ans stream.Answer
-		r := e.run(ep, map[string]any{"input": "pid?"})
-		r.json(t, &ans)
-		if r.Status != 200 || len(ans.ToolCalls) != 1 || !ans.ToolCalls[0].Success {
-			t.Fatalf("pid run: %d %s", r.Status, r.Body)
-		}
-		return ans.ToolCalls[0].Result
-	}
+	pid := e.stdioPid
 	first := pid(a, "local__pid")
 	pid(b, "files__pid")
 	if again := pid(a, "local__pid"); again != first {
@@ -778,7 +759,7 @@ func TestMCP_OperatorServerInTwoWorkspaces(t *testing.T) {
 func TestMCP_RunTimeoutDuringTool(t *testing.T) {
 	t.Parallel()
 	hung := make(chan error, 1)
-	peer := startStreamablePeer(t, func(s *mcpserver.MCPServer) { hangTool(s, hung) }, nil)
+	peer := toolstest.StartStreamable(t, func(s *mcpserver.MCPServer) { hangTool(s, hung) }, nil)
 	e := newEnv(t, "sqlite")
 	ep, _ := e.toolEndpoint(map[string]map[string]any{"kit": httpServer("streamable_http", peer.URL)}, map[string]any{"timeout_ms": 1000})
 	e.LLM.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "h", Name: "kit__hang"}}})

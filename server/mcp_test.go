@@ -5,7 +5,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/agentgate/agentgate/db"
 	"github.com/agentgate/agentgate/stream"
 	"github.com/agentgate/agentgate/tools"
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 // serverView is a server object as the API returns it, kept raw to spot leaked fields.
@@ -43,10 +43,10 @@ func TestMCP_ServerRoutes(t *testing.T) {
 				h.ServeHTTP(w, r)
 			})
 		}
-		streamable := startStreamablePeer(t, func(s *mcpserver.MCPServer) { echoTool(s); failTool(s) }, checkAuth)
-		sse := startSSEPeer(t, echoTool)
+		streamable := toolstest.StartStreamable(t, func(s *mcpserver.MCPServer) { toolstest.EchoTool(s); failTool(s) }, checkAuth)
+		sse := toolstest.StartSSE(t, toolstest.EchoTool)
 		e := newEnv(t, kind)
-		ws := e.createWorkspace("research")
+		ws := e.workspace(e.Token, "research")
 
 		r := e.as(e.Token, "POST", "/api/workspaces/"+ws+"/servers", map[string]any{
 			"name": "Docs Search", "transport": "streamable_http", "url": streamable.URL,
@@ -200,7 +200,7 @@ func TestMCP_ServerValidation(t *testing.T) {
 		c.AllowPrivateEgress = false
 		c.OperatorServers = []tools.ServerConfig{stdioOperator("local", "/bin/true")}
 	})
-	ws := strict.createWorkspace("w")
+	ws := strict.workspace(strict.Token, "w")
 	cases := []struct {
 		name string
 		body map[string]any
@@ -259,7 +259,7 @@ func TestMCP_OperatorServers(t *testing.T) {
 		t.Fatalf("without a token: %d", r.Status)
 	}
 
-	ws := e.createWorkspace("ops")
+	ws := e.workspace(e.Token, "ops")
 	r = e.as(e.Token, "POST", "/api/workspaces/"+ws+"/servers", map[string]any{"operator_server": "local"})
 	if r.Status != 201 || strings.Contains(string(r.Body), "secret-path") {
 		t.Fatalf("attach: %d %s", r.Status, r.Body)
@@ -281,13 +281,7 @@ func TestMCP_OperatorServers(t *testing.T) {
 // closedURL is an MCP URL on 127.0.0.1 where nothing listens.
 func closedURL(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return "http://" + addr + "/mcp"
+	return "http://" + closedAddr(tb) + "/mcp"
 }
 
 // TestMCP_EgressCheckedAtConnect: a loopback server that got into the database without the
@@ -295,9 +289,9 @@ func closedURL(tb testing.TB) string {
 // when a run connects; the run goes on without it and says why.
 func TestMCP_EgressCheckedAtConnect(t *testing.T) {
 	t.Parallel()
-	peer := startStreamablePeer(t, echoTool, nil)
+	peer := toolstest.StartStreamable(t, toolstest.EchoTool, nil)
 	e := newEnv(t, "sqlite", func(c *Config) { c.AllowPrivateEgress = false })
-	ws := e.createWorkspace("w")
+	ws := e.workspace(e.Token, "w")
 	if err := e.Store.CreateMCPServer(context.Background(), &db.MCPServer{
 		WorkspaceID: ws, Slug: "sneaky", Name: "sneaky", Transport: tools.TransportStreamableHTTP, URL: peer.URL, Enabled: true,
 	}); err != nil {

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/agentgate/agentgate/agent/llmtest"
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 // sample is one line of the Prometheus text format.
@@ -76,22 +75,12 @@ next:
 // returns its URL.
 func startMCP(tb testing.TB) string {
 	tb.Helper()
-	s := mcpserver.NewMCPServer("metrics-test", "1.0.0", mcpserver.WithToolCapabilities(true))
-	s.AddTool(mcp.NewTool("add", mcp.WithNumber("a"), mcp.WithNumber("b")),
-		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			return mcp.NewToolResultText(strconv.Itoa(req.GetInt("a", 0) + req.GetInt("b", 0))), nil
-		})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", mcpserver.NewStreamableHTTPServer(s))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hs.Serve(ln) }()
-	tb.Cleanup(func() { _ = hs.Close(); <-done })
-	return "http://" + ln.Addr().String() + "/mcp"
+	return toolstest.StartStreamable(tb, func(s *mcpserver.MCPServer) {
+		s.AddTool(mcp.NewTool("add", mcp.WithNumber("a"), mcp.WithNumber("b")),
+			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return mcp.NewToolResultText(strconv.Itoa(req.GetInt("a", 0) + req.GetInt("b", 0))), nil
+			})
+	}, nil).URL
 }
 
 func TestMetrics_Scrape(t *testing.T) {
@@ -100,22 +89,9 @@ func TestMetrics_Scrape(t *testing.T) {
 		e := newEnv(t, kind)
 		mcpURL := startMCP(t)
 
-		r := e.as(e.Token, "POST", "/api/workspaces", map[string]any{"name": "calc"})
-		if r.Status != 201 {
-			t.Fatalf("workspace: %d %s", r.Status, r.Body)
-		}
-		var ws struct {
-			Workspace struct {
-				ID string `json:"id"`
-			} `json:"workspace"`
-		}
-		r.json(t, &ws)
-		r = e.as(e.Token, "POST", "/api/workspaces/"+ws.Workspace.ID+"/servers",
-			map[string]any{"name": "calc", "slug": "calc", "transport": "streamable_http", "url": mcpURL})
-		if r.Status != 201 {
-			t.Fatalf("server: %d %s", r.Status, r.Body)
-		}
-		ep := e.endpoint(map[string]any{"slug": "metered", "llm_model": "gpt-4o-mini", "workspace_id": ws.Workspace.ID,
+		ws := e.workspace(e.Token, "calc")
+		e.addServer(ws, map[string]any{"name": "calc", "slug": "calc", "transport": "streamable_http", "url": mcpURL})
+		ep := e.endpoint(map[string]any{"slug": "metered", "llm_model": "gpt-4o-mini", "workspace_id": ws,
 			"rate_limit_per_minute": 3})
 
 		// Run 1: a tool call, then the answer. Run 2: the upstream refuses (400, not retried).

@@ -91,6 +91,12 @@ func testRedis(tb testing.TB) (url, prefix string) {
 // closedRedisURL is a redis:// URL on a loopback port nothing listens on (a Redis outage).
 func closedRedisURL(tb testing.TB) string {
 	tb.Helper()
+	return "redis://" + closedAddr(tb) + "/0"
+}
+
+// closedAddr is a loopback host:port nothing listens on right now.
+func closedAddr(tb testing.TB) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -99,7 +105,7 @@ func closedRedisURL(tb testing.TB) string {
 	if err := ln.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	return "redis://" + addr + "/0"
+	return addr
 }
 
 // withRedis points the gateway's limiter at url with key prefix.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 func TestCheckURL(t *testing.T) {
@@ -92,7 +94,7 @@ func TestDialerRefusesDisallowedAddresses(t *testing.T) {
 
 func TestToolboxEgressPolicy(t *testing.T) {
 	t.Parallel()
-	srv := startStreamable(t, "loop", echoTool, nil)
+	srv := startStreamable(t, "loop", toolstest.EchoTool, nil)
 	m := newManager(t, Options{}) // private egress not allowed
 	tools, warnings, err := m.Toolbox([]ServerConfig{srv.cfg}).List(t.Context())
 	if err != nil || len(tools) != 0 {
@@ -101,7 +103,7 @@ func TestToolboxEgressPolicy(t *testing.T) {
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "loopback") {
 		t.Fatalf("warnings = %q", warnings)
 	}
-	if n := srv.inits.Load(); n != 0 {
+	if n := srv.Inits.Load(); n != 0 {
 		t.Fatalf("server initialised %d times", n)
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 func stdioConfig(tb testing.TB, id string) ServerConfig {
 	tb.Helper()
-	return ServerConfig{ID: id, Slug: "local", Transport: TransportStdio, Command: stdioServerPath(tb),
+	return ServerConfig{ID: id, Slug: "local", Transport: TransportStdio, Command: toolstest.StdioServer(tb),
 		Env: map[string]string{"TOOLS_TEST_VAR": "set-by-config"}, Version: "1"}
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agentgate/agentgate/tools/toolstest"
 )
 
 func TestListMergesServersWithUniqueNames(t *testing.T) {
@@ -81,7 +83,7 @@ func TestCallResults(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	srv := startStreamable(t, "s", func(s *server.MCPServer) {
-		echoTool(s)
+		toolstest.EchoTool(s)
 		s.AddTool(mcp.NewTool("fail"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultError("it broke"), nil
 		})
@@ -157,7 +159,7 @@ func TestCallTimeoutKeepsSessionAndHonoursCallerCtx(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	srv := startStreamable(t, "s", func(s *server.MCPServer) {
-		echoTool(s)
+		toolstest.EchoTool(s)
 		s.AddTool(mcp.NewTool("hang"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			select {
 			case <-ctx.Done():
@@ -187,7 +189,7 @@ func TestCallTimeoutKeepsSessionAndHonoursCallerCtx(t *testing.T) {
 	if res, err := tb.Call(t.Context(), "s__echo", json.RawMessage(`{"text":"x"}`)); err != nil || res.Text != "x" {
 		t.Fatalf("Call after timeout = %+v, %v", res, err)
 	}
-	if n := srv.inits.Load(); n != 1 {
+	if n := srv.Inits.Load(); n != 1 {
 		t.Fatalf("initialize calls = %d, want 1", n)
 	}
 }
@@ -197,12 +199,7 @@ func TestSessionReusedAcrossToolboxes(t *testing.T) {
 	for _, transport := range []string{TransportStreamableHTTP, TransportSSE} {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			var srv *testServer
-			if transport == TransportSSE {
-				srv = startSSE(t, "s", echoTool)
-			} else {
-				srv = startStreamable(t, "s", echoTool, nil)
-			}
+			srv := startOver(t, transport, "s", toolstest.EchoTool)
 			m := newManager(t, Options{AllowPrivate: true})
 
 			// Concurrent first use from many toolboxes creates one client.
@@ -231,7 +228,7 @@ func TestSessionReusedAcrossToolboxes(t *testing.T) {
 			if _, err := m.Toolbox([]ServerConfig{srv.cfg}).Call(t.Context(), "s__echo", json.RawMessage(`{"text":"z"}`)); err != nil {
 				t.Fatal(err)
 			}
-			if n := srv.inits.Load(); n != 1 {
+			if n := srv.Inits.Load(); n != 1 {
 				t.Fatalf("initialize calls = %d, want 1", n)
 			}
 
@@ -241,14 +238,14 @@ func TestSessionReusedAcrossToolboxes(t *testing.T) {
 			if _, _, err := m.Toolbox([]ServerConfig{cfg}).List(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if n := srv.inits.Load(); n != 2 {
+			if n := srv.Inits.Load(); n != 2 {
 				t.Fatalf("initialize calls after Version change = %d, want 2", n)
 			}
 			m.Forget(cfg.ID)
 			if _, _, err := m.Toolbox([]ServerConfig{cfg}).List(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if n := srv.inits.Load(); n != 3 {
+			if n := srv.Inits.Load(); n != 3 {
 				t.Fatalf("initialize calls after Forget = %d, want 3", n)
 			}
 		})
@@ -260,12 +257,7 @@ func TestListCacheAndListChanged(t *testing.T) {
 	for _, transport := range []string{TransportStreamableHTTP, TransportSSE} {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			var srv *testServer
-			if transport == TransportSSE {
-				srv = startSSE(t, "s", echoTool)
-			} else {
-				srv = startStreamable(t, "s", echoTool, nil)
-			}
+			srv := startOver(t, transport, "s", toolstest.EchoTool)
 			m := newManager(t, Options{AllowPrivate: true})
 			var (
 				clockMu sync.Mutex
@@ -283,16 +275,16 @@ func TestListCacheAndListChanged(t *testing.T) {
 			}
 			list()
 			list()
-			if n := srv.lists.Load(); n != 1 {
+			if n := srv.Lists.Load(); n != 1 {
 				t.Fatalf("tools/list calls after two Lists = %d, want 1 (cache hit)", n)
 			}
 
 			// list_changed invalidates the cache.
-			textTool(srv.mcp, "added", "new") // mcp-go notifies every session
-			waitFor(t, "the added tool after list_changed", func() bool {
+			textTool(srv.MCP, "added", "new") // mcp-go notifies every session
+			toolstest.WaitFor(t, "the added tool after list_changed", func() bool {
 				return slices.Contains(list(), "s__added")
 			})
-			if n := srv.lists.Load(); n != 2 {
+			if n := srv.Lists.Load(); n != 2 {
 				t.Fatalf("tools/list calls after list_changed = %d, want 2", n)
 			}
 
@@ -301,7 +293,7 @@ func TestListCacheAndListChanged(t *testing.T) {
 			clock = clock.Add(DefaultListTTL + time.Second)
 			clockMu.Unlock()
 			list()
-			if n := srv.lists.Load(); n != 3 {
+			if n := srv.Lists.Load(); n != 3 {
 				t.Fatalf("tools/list calls after TTL = %d, want 3", n)
 			}
 		})
@@ -323,16 +315,16 @@ func TestListPagination(t *testing.T) {
 	if len(tools) != 7 {
 		t.Fatalf("got %d tools (%q), want 7", len(tools), names(tools))
 	}
-	if n := srv.lists.Load(); n != 4 {
+	if n := srv.Lists.Load(); n != 4 {
 		t.Fatalf("tools/list pages = %d, want 4", n)
 	}
 }
 
 func TestServerDownIsAWarning(t *testing.T) {
 	t.Parallel()
-	up := startStreamable(t, "up", echoTool, nil)
-	down := startStreamable(t, "down", echoTool, nil)
-	down.ts.Close() // nothing listens there any more
+	up := startStreamable(t, "up", toolstest.EchoTool, nil)
+	down := startStreamable(t, "down", toolstest.EchoTool, nil)
+	down.TS.Close() // nothing listens there any more
 	down.cfg.Headers = map[string]string{"Authorization": "Bearer sekrit-token-123"}
 	down.cfg.URL += "?token=sekrit-query"
 	var logs bytes.Buffer
@@ -381,7 +373,7 @@ func TestHeadersAreSent(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	}
-	srv := startStreamable(t, "h", echoTool, requireKey)
+	srv := startStreamable(t, "h", toolstest.EchoTool, requireKey)
 	m := newManager(t, Options{AllowPrivate: true})
 
 	_, warnings, err := m.Toolbox([]ServerConfig{srv.cfg}).List(t.Context())
@@ -403,7 +395,7 @@ func TestServerDiesMidCall(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	srv := startStreamable(t, "d", func(s *server.MCPServer) {
-		echoTool(s)
+		toolstest.EchoTool(s)
 		s.AddTool(mcp.NewTool("slow"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			entered <- struct{}{}
 			select {
@@ -425,7 +417,7 @@ func TestServerDiesMidCall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("tool never started")
 	}
-	srv.ts.CloseClientConnections() // the server's side of every connection drops
+	srv.TS.CloseClientConnections() // the server's side of every connection drops
 	select {
 	case err := <-done:
 		if err == nil {
@@ -438,14 +430,14 @@ func TestServerDiesMidCall(t *testing.T) {
 	if res, err := tb.Call(t.Context(), "d__echo", json.RawMessage(`{"text":"back"}`)); err != nil || res.Text != "back" {
 		t.Fatalf("Call after reconnect = %+v, %v", res, err)
 	}
-	if n := srv.inits.Load(); n != 2 {
+	if n := srv.Inits.Load(); n != 2 {
 		t.Fatalf("initialize calls = %d, want 2 (one reconnect)", n)
 	}
 }
 
 func TestManagerClose(t *testing.T) {
 	t.Parallel()
-	srv := startStreamable(t, "c", echoTool, nil)
+	srv := startStreamable(t, "c", toolstest.EchoTool, nil)
 	m := NewManager(Options{AllowPrivate: true})
 	tb := m.Toolbox([]ServerConfig{srv.cfg})
 	if _, _, err := tb.List(t.Context()); err != nil {
