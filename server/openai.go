@@ -396,6 +396,7 @@ func (f *following) resume() bool {
 	if !ok {
 		return false
 	}
+	f.sub.Close()
 	f.sub = sub
 	return true
 }
@@ -419,25 +420,30 @@ func (s *Server) chatStream(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription,
 waiting:
 	for {
 		select {
-		case ev, ok := <-f.sub.C():
-			if !ok {
-				if f.resume() {
+		case <-f.sub.Ready():
+			// Events may be left unread when this loop ends: the writer reads before it waits.
+			for {
+				ev, ok := f.sub.Next()
+				if !ok {
+					break
+				}
+				if ev.Seq <= f.last {
 					continue
 				}
-				break waiting
+				f.last = ev.Seq
+				if ev.Type == stream.TypeError {
+					f.sub.Close()
+					return writeOpenAIError(c, ev.Error, ev.Error)
+				}
+				pending = append(pending, ev)
+				if ev.Type == stream.TypeDone || (ev.Type == stream.TypeToken && !ch.whole) {
+					break waiting
+				}
 			}
-			if ev.Seq <= f.last {
+			if !f.sub.Ended() || f.resume() {
 				continue
 			}
-			f.last = ev.Seq
-			if ev.Type == stream.TypeError {
-				f.sub.Close()
-				return writeOpenAIError(c, ev.Error, ev.Error)
-			}
-			pending = append(pending, ev)
-			if ev.Type == stream.TypeDone || (ev.Type == stream.TypeToken && !ch.whole) {
-				break waiting
-			}
+			break waiting
 		case <-wait.C:
 			break waiting
 		case <-watch.C:
@@ -492,31 +498,43 @@ waiting:
 		watch := time.NewTicker(watchInterval)
 		defer watch.Stop()
 		shutdown := base.Done()
+		read := true // the waiting loop may have left events unread
 		for {
-			select {
-			case ev, ok := <-f.sub.C():
-				if !ok {
+			if read {
+				read = false
+				for {
+					ev, ok := f.sub.Next()
+					if !ok {
+						break
+					}
+					if ev.Seq <= f.last {
+						continue // a resumed subscription never repeats what was sent
+					}
+					f.last = ev.Seq
+					frames, terminal := ch.frames(ev)
+					if len(frames) > 0 {
+						if !send(frames...) {
+							return
+						}
+						beat.Reset(heartbeat)
+					}
+					if terminal {
+						return
+					}
+				}
+				if f.sub.Ended() {
 					if f.resume() {
+						read = true
 						continue
 					}
 					// The run's events ended without a terminal one (shutdown): say so.
 					send(errorFrame(errShutdown))
 					return
 				}
-				if ev.Seq <= f.last {
-					continue // a resumed subscription never repeats what was sent
-				}
-				f.last = ev.Seq
-				frames, terminal := ch.frames(ev)
-				if len(frames) > 0 {
-					if !send(frames...) {
-						return
-					}
-					beat.Reset(heartbeat)
-				}
-				if terminal {
-					return
-				}
+			}
+			select {
+			case <-f.sub.Ready():
+				read = true
 			case <-beat.C:
 				if !send([]byte(": ping\n\n")) {
 					return

@@ -157,20 +157,28 @@ func (s *Server) awaitResult(lr *liveRun, sub *stream.Subscription) (stream.Answ
 	var agg stream.Aggregator
 	last := int64(0)
 	for !agg.Done() {
-		ev, ok := <-sub.C()
-		if !ok {
-			if !sub.Dropped() {
+		<-sub.Ready() // the run ends with a terminal event, or the hub's Close ends sub
+		for !agg.Done() {
+			ev, ok := sub.Next()
+			if !ok {
 				break
 			}
-			// Fell behind (should not happen for one reader): pick up where we were.
-			var found bool
-			if sub, found = s.runner.hub.Subscribe(lr.id, last); !found {
-				break
-			}
+			last = ev.Seq
+			agg.Add(ev)
+		}
+		if agg.Done() || !sub.Ended() {
 			continue
 		}
-		last = ev.Seq
-		agg.Add(ev)
+		if !sub.Dropped() {
+			break
+		}
+		// Fell behind (should not happen for one reader): pick up where we were.
+		next, found := s.runner.hub.Subscribe(lr.id, last)
+		if !found {
+			break
+		}
+		sub.Close()
+		sub = next
 	}
 	sub.Close()
 	ans, rerr := agg.Result()

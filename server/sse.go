@@ -91,32 +91,42 @@ func (s *Server) sseFrom(c *fiber.Ctx, runID string, sub *stream.Subscription, g
 		shutdown := base.Done()
 		for {
 			select {
-			case ev, ok := <-sub.C():
-				if !ok {
-					if sub.Dropped() && resub != nil {
-						if sub = resub(last); sub != nil {
-							continue
-						}
+			case <-sub.Ready():
+				for {
+					ev, ok := sub.Next()
+					if !ok {
+						break
 					}
-					if base.Err() != nil {
-						// Shutdown, and the run did not end in time: the stream still ends
-						// with a terminal event (see shutdownEvent).
-						_ = sw.Event(shutdownEvent(runID, last))
+					if ev.Seq <= last {
+						continue // a resumed subscription never repeats what was sent
 					}
-					return
+					if sw.Event(ev) != nil {
+						left()
+						return
+					}
+					last = ev.Seq
+					if ev.Type.Terminal() {
+						return
+					}
+					beat.Reset(heartbeat)
 				}
-				if ev.Seq <= last {
-					continue // a resumed subscription never repeats what was sent
+				if !sub.Ended() {
+					continue
 				}
-				if sw.Event(ev) != nil {
-					left()
-					return
+				if sub.Dropped() && resub != nil {
+					old := sub
+					sub = resub(last)
+					old.Close()
+					if sub != nil {
+						continue
+					}
 				}
-				last = ev.Seq
-				if ev.Type.Terminal() {
-					return
+				if base.Err() != nil {
+					// Shutdown, and the run did not end in time: the stream still ends
+					// with a terminal event (see shutdownEvent).
+					_ = sw.Event(shutdownEvent(runID, last))
 				}
-				beat.Reset(heartbeat)
+				return
 			case <-beat.C:
 				if sw.Ping() != nil {
 					left()

@@ -36,11 +36,13 @@ type cutProxy struct {
 	cuts     int
 	lastIDs  []string // Last-Event-ID of each events request, in order
 	cutCount int
+	seen     int64         // the last event id the page reported it dispatched (GET /seen)
+	seenCh   chan struct{} // closed and replaced when seen changes
 }
 
 func newCutProxy(tb testing.TB, gateway string, cuts, cutAfter int, page string) *cutProxy {
 	tb.Helper()
-	p := &cutProxy{gateway: gateway, page: page, cuts: cuts, cutAfter: cutAfter}
+	p := &cutProxy{gateway: gateway, page: page, cuts: cuts, cutAfter: cutAfter, seenCh: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -61,6 +63,15 @@ func newCutProxy(tb testing.TB, gateway string, cuts, cutAfter int, page string)
 }
 
 func (p *cutProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/seen" {
+		id, _ := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+		p.mu.Lock()
+		p.seen = max(p.seen, id)
+		close(p.seenCh)
+		p.seenCh = make(chan struct{})
+		p.mu.Unlock()
+		return
+	}
 	if !strings.HasPrefix(r.URL.Path, "/api/") {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -105,6 +116,7 @@ func (p *cutProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	flusher, _ := w.(http.Flusher)
 	buf := make([]byte, 64)
 	sent := 0
+	var forwarded []byte // the body sent so far, when it is to be cut
 	for {
 		n, err := res.Body.Read(buf)
 		if cut >= 0 && sent+n >= cut {
@@ -112,9 +124,17 @@ func (p *cutProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if flusher != nil {
 				flusher.Flush()
 			}
+			if p.page != "" {
+				// A browser may discard what arrives together with the failure: let the
+				// page report the last whole event before cutting.
+				p.waitSeen(r.Context(), lastWholeEventID(append(forwarded, buf[:cut-sent]...)))
+			}
 			panic(http.ErrAbortHandler) // drop the connection mid-event
 		}
 		if n > 0 {
+			if cut >= 0 {
+				forwarded = append(forwarded, buf[:n]...)
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -127,6 +147,44 @@ func (p *cutProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// waitSeen waits until the page has reported dispatching event id, for a bounded time.
+func (p *cutProxy) waitSeen(ctx context.Context, id int64) {
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		seen, ch := p.seen, p.seenCh
+		p.mu.Unlock()
+		if seen >= id {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// lastWholeEventID returns the id of the last complete event in an event-stream prefix (0:
+// none).
+func lastWholeEventID(body []byte) int64 {
+	frames := strings.Split(string(body), "\n\n")
+	last := int64(0)
+	for _, f := range frames[:len(frames)-1] { // the part after the last blank line is cut
+		for _, line := range strings.Split(f, "\n") {
+			if v, ok := strings.CutPrefix(line, "id: "); ok {
+				if id, err := strconv.ParseInt(v, 10, 64); err == nil {
+					last = id
+				}
+			}
+		}
+	}
+	return last
 }
 
 // requests returns the Last-Event-ID of each events request so far.
@@ -250,6 +308,7 @@ const finish = () => { es.close(); window.result = { events, errors }; };
 for (const type of ['thinking', 'token', 'tool_call', 'tool_result', 'usage', 'done']) {
   es.addEventListener(type, (e) => {
     events.push({ id: e.lastEventId, type, data: e.data });
+    fetch('/seen?id=' + e.lastEventId).catch(() => {}); // lets the proxy cut after this event
     if (type === 'done') finish();
   });
 }

@@ -34,22 +34,23 @@ type HubOptions struct {
 // Design. A Topic keeps its run's events in an append-only slice, events[i].Seq == i+1; an
 // element is never changed once appended, so a reader that took the slice header under the lock
 // may read the elements it covers without the lock. Each Subscription is a cursor (the next seq
-// to deliver) plus one goroutine, its pump, which copies events from the slice into an
-// unbuffered channel. Publish appends under the topic lock and pokes every pump through a
-// one-slot wake channel with a non-blocking send, so it never waits for a subscriber. Replay
-// and live delivery are the same loop over the same slice, which is why nothing is missed or
-// repeated between them, and why an idle subscriber costs only its pump's small stack and a few
-// channels: no copy of the history and no per-subscriber event buffer.
+// to deliver) that its reader advances with Next, plus a one-slot wake channel (Ready).
+// Publish appends under the topic lock and pokes every subscription's wake channel with a
+// non-blocking send, so it never waits for a subscriber. Replay and live delivery read the
+// same slice the same way, which is why nothing is missed or repeated between them, and why an
+// idle subscriber costs only a few small objects: no goroutine, no copy of the history and no
+// per-subscriber event buffer. C adapts this to a channel with a pump goroutine, for readers
+// that prefer one.
 //
 // Slow subscribers. SubscriberBuffer bounds how far a subscriber may lag behind live events
 // (events published after it subscribed that it has not received yet; the replay of older
-// events does not count). Publish drops a subscriber that lags more: its channel is closed and
-// Dropped reports true; the caller resumes with a new Subscribe from the last seq it got.
+// events does not count). Publish drops a subscriber that lags more: it ends (Ended, or its
+// channel is closed) and Dropped reports true; the caller resumes with a new Subscribe from the last seq it got.
 //
-// Lifetimes. The producer of a run owns its Topic. Pumps are owned by the Hub: each exits when
-// its terminal event is delivered, when it is dropped or closed, or when the hub closes. A
-// finished topic stays subscribable for Linger, then a timer (owned by the Hub, stopped by
-// Close) removes it.
+// Lifetimes. The producer of a run owns its Topic; a reader owns its Subscription and closes
+// it. Pumps (started by C) are owned by the Hub: each exits when its terminal event is
+// delivered, when it is dropped or closed, or when the hub closes. A finished topic stays
+// subscribable for Linger, then a timer (owned by the Hub, stopped by Close) removes it.
 type Hub struct {
 	buffer int64
 	linger time.Duration
@@ -59,7 +60,7 @@ type Hub struct {
 	closed bool
 
 	live atomic.Int64   // topics that have not ended
-	wg   sync.WaitGroup // pumps and pending linger timers
+	wg   sync.WaitGroup // pumps (see Subscription.C) and pending linger timers
 }
 
 // NewHub returns an empty Hub. Close it to release every subscription.
@@ -114,28 +115,26 @@ func (h *Hub) Subscribe(runID string, afterSeq int64) (*Subscription, bool) {
 		return nil, false
 	}
 	s := &Subscription{
-		topic:  t,
-		c:      make(chan Event),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
+		topic: t,
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		next:  afterSeq + 1,
 	}
+	s.wake <- struct{}{} // the replay, or the end, is ready to be read
 	s.delivered.Store(afterSeq)
 	t.mu.Lock()
 	s.start = int64(len(t.events))
 	t.subs[s] = struct{}{}
 	t.mu.Unlock()
-	h.wg.Add(1) // under h.mu and !h.closed: ordered before Close's Wait
-	go s.pump(afterSeq + 1)
 	return s, true
 }
 
 // Live returns the number of topics whose run has not ended (for metrics).
 func (h *Hub) Live() int { return int(h.live.Load()) }
 
-// Close closes every topic (further Publish returns ErrClosed) and every subscription (their
-// channels close without a terminal event, Dropped false), stops the linger timers and waits
-// for every pump to exit. It is idempotent.
+// Close closes every topic (further Publish returns ErrClosed) and every subscription (they
+// end without a terminal event, Dropped false; their channels close), stops the linger timers
+// and waits for every pump to exit. It is idempotent.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if !h.closed {
@@ -259,78 +258,192 @@ func (t *Topic) unsubscribe(s *Subscription) {
 }
 
 // Subscription is one reader of a run's events; see Hub.Subscribe.
+//
+// It has two ways to read, and a reader uses one of them. The pull API, Ready and Next, costs
+// no goroutine: a reader waits on Ready in its own select, then takes events with Next until
+// it returns false. C wraps the same API in a channel fed by a pump goroutine, started on the
+// first call to C.
 type Subscription struct {
-	topic  *Topic
-	c      chan Event    // unbuffered: the topic's slice is the buffer
-	wake   chan struct{} // one slot: "new events were published"
-	done   chan struct{} // closed to stop the pump
-	exited chan struct{} // closed when the pump has returned (and c is closed)
-	once   sync.Once
+	topic *Topic
+	wake  chan struct{} // one slot: "new events were published, or the subscription stopped"
+	done  chan struct{} // closed when the subscription is stopped
+	once  sync.Once
 
 	start     int64        // topic seq at subscription: lag is counted from here
 	delivered atomic.Int64 // seq of the last event received by the reader (or afterSeq)
 	dropped   atomic.Bool
+
+	// Reader side, touched only by the one reader (or the pump).
+	next   int64   // seq of the next event to hand out
+	events []Event // the topic's events as last seen: events[i].Seq == i+1
+	over   bool    // the terminal event was handed out, or the run ended before next
+
+	mu     sync.Mutex    // guards c and exited
+	c      chan Event    // unbuffered: the topic's slice is the buffer; nil until C is called
+	exited chan struct{} // closed when the pump has returned (and c is closed)
 }
 
-// C returns the channel of events: first the replay of the stored events after afterSeq, then
-// live events, with no gap and no duplicate. It is closed after the terminal event has been
-// received, or when the subscription is dropped or closed, or the hub is closed.
-func (s *Subscription) C() <-chan Event { return s.c }
+// Ready returns the channel that signals the reader: it receives a value when events may be
+// available to Next or the subscription may have ended (Ended). It holds one pending signal, so
+// a reader that gets one must call Next until it returns false before it waits again. A new
+// subscription starts with a signal pending.
+func (s *Subscription) Ready() <-chan struct{} { return s.wake }
+
+// Next returns the next event without blocking: first the replay of the stored events after
+// afterSeq, then live events, with no gap and no duplicate, up to and including the terminal
+// event. It returns false when no event is available now; then Ended reports whether one ever
+// will be. A subscription has one reader: Next must not be called concurrently, nor after C.
+func (s *Subscription) Next() (Event, bool) {
+	e, ok := s.peek()
+	if ok {
+		s.advance(e)
+	}
+	return e, ok
+}
+
+// Ended reports whether Next will never return an event again: the terminal event was handed
+// out, the run ended before the subscription's position, or the subscription was dropped or
+// closed, or the hub closed. Call it from the reader after Next returned false.
+func (s *Subscription) Ended() bool {
+	if s.over || s.stopped() {
+		return true
+	}
+	t := s.topic
+	t.mu.Lock()
+	n, end := int64(len(t.events)), t.finished || t.closed
+	t.mu.Unlock()
+	if end && s.next > n {
+		s.over = true
+	}
+	return s.over
+}
+
+// peek returns the next event without consuming it. It reads the slice without the lock when
+// the event is already in the reader's copy of the slice header (see the Hub doc).
+func (s *Subscription) peek() (Event, bool) {
+	if s.over || s.stopped() {
+		return Event{}, false
+	}
+	if s.next > int64(len(s.events)) {
+		t := s.topic
+		t.mu.Lock()
+		s.events = t.events
+		t.mu.Unlock()
+		if s.next > int64(len(s.events)) {
+			return Event{}, false
+		}
+	}
+	return s.events[s.next-1], true
+}
+
+// advance records that e, the event peek returned, reached the reader.
+func (s *Subscription) advance(e Event) {
+	s.delivered.Store(s.next)
+	s.next++
+	if e.Type.Terminal() {
+		s.over = true
+		s.events = nil
+	}
+}
+
+// stopped reports whether the subscription was stopped (dropped, closed, hub closed).
+func (s *Subscription) stopped() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// C returns a channel of the events Next would return; it is closed after the terminal event
+// has been received, or when the subscription is dropped or closed, or the hub is closed. The
+// first call starts a pump goroutine owned by the Hub (Close waits for it); a reader that
+// uses C must not call Next.
+func (s *Subscription) C() <-chan Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c != nil {
+		return s.c
+	}
+	s.c, s.exited = make(chan Event), make(chan struct{})
+	h := s.topic.hub
+	h.mu.Lock()
+	closed := h.closed
+	if !closed {
+		h.wg.Add(1) // under h.mu and !h.closed: ordered before Close's Wait
+	}
+	h.mu.Unlock()
+	if closed {
+		// Hub.Close stopped this subscription already: nothing to pump.
+		close(s.c)
+		close(s.exited)
+		return s.c
+	}
+	go s.pump()
+	return s.c
+}
 
 // Dropped reports whether the subscription was closed because it fell behind. The caller may
 // resume by subscribing again after the last seq it received.
 func (s *Subscription) Dropped() bool { return s.dropped.Load() }
 
-// Close stops the subscription and waits until its channel is closed. It is idempotent and safe
-// from any goroutine.
+// Close stops the subscription, and waits until C's channel is closed if C was called. It is
+// idempotent and safe from any goroutine; the reader sees Ended.
 func (s *Subscription) Close() {
 	s.stop()
-	<-s.exited
-}
-
-// stop tells the pump to exit without waiting for it.
-func (s *Subscription) stop() { s.once.Do(func() { close(s.done) }) }
-
-// pump delivers the topic's events from seq next on until the terminal event, or until the
-// subscription is stopped. It is split in small functions on purpose: a parked pump should fit
-// in the smallest goroutine stack (see TestHubIdleSubscriberMemory).
-func (s *Subscription) pump(next int64) {
-	defer s.exit()
-	for s.deliver(&next) && s.wait() {
+	s.topic.unsubscribe(s)
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	if exited != nil {
+		<-exited
 	}
 }
 
-// deliver sends the published events from seq *next on. It reads the slice without the lock
-// (see the Hub doc). It returns false when the pump must exit: the terminal event was
-// delivered, the subscription was stopped, the run ended before the cursor (afterSeq past the
-// end), or the hub closed.
-func (s *Subscription) deliver(next *int64) bool {
-	t := s.topic
-	t.mu.Lock()
-	events, over := t.events, t.finished || t.closed
-	t.mu.Unlock()
-	for ; *next <= int64(len(events)); *next++ {
-		e := &events[*next-1]
+// stop ends the subscription without waiting for its pump, and signals the reader.
+func (s *Subscription) stop() {
+	s.once.Do(func() {
+		close(s.done)
 		select {
-		case s.c <- *e:
-			s.delivered.Store(*next)
-			if e.Type.Terminal() {
-				return false
-			}
-		case <-s.done:
-			return false
+		case s.wake <- struct{}{}:
+		default:
 		}
-	}
-	return !over
+	})
 }
 
-// wait parks until new events are published or the subscription is stopped.
+// pump feeds C's channel until the terminal event, or until the subscription is stopped. It
+// is split in small functions on purpose: a parked pump should fit in the smallest goroutine
+// stack.
+func (s *Subscription) pump() {
+	defer s.exit()
+	for s.wait() && s.deliver() {
+	}
+}
+
+// wait parks until Ready signals; false when the subscription was stopped.
 func (s *Subscription) wait() bool {
 	select {
 	case <-s.wake:
 		return true
 	case <-s.done:
 		return false
+	}
+}
+
+// deliver sends every available event; false when the pump must exit.
+func (s *Subscription) deliver() bool {
+	for {
+		e, ok := s.peek()
+		if !ok {
+			return !s.Ended()
+		}
+		select {
+		case s.c <- e:
+			s.advance(e)
+		case <-s.done:
+			return false
+		}
 	}
 }
 

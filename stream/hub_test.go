@@ -55,23 +55,82 @@ func publish(tb testing.TB, t *stream.Topic, events ...stream.Event) {
 	}
 }
 
-// collect reads s until its channel closes. It is safe to call from any goroutine.
-func collect(tb testing.TB, s *stream.Subscription) []stream.Event {
+// reader reads s until it ends, calling fn with each event, through one of the two read APIs
+// of a Subscription. It is safe to call from any goroutine (one reader per subscription).
+type reader func(tb testing.TB, s *stream.Subscription, fn func(stream.Event))
+
+// readers are the two ways to read a subscription; the hub tests run with both.
+var readers = []struct {
+	name string
+	each reader
+}{
+	{"chan", eachChan},
+	{"pull", eachPull},
+}
+
+// forReaders runs test once per read API, as parallel subtests.
+func forReaders(t *testing.T, test func(t *testing.T, each reader, collect func(testing.TB, *stream.Subscription) []stream.Event)) {
+	t.Helper()
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, r.each, collectWith(r.each))
+		})
+	}
+}
+
+// eachChan reads s through C until the channel closes.
+func eachChan(tb testing.TB, s *stream.Subscription, fn func(stream.Event)) {
 	tb.Helper()
-	var got []stream.Event
 	timeout := time.NewTimer(guard)
 	defer timeout.Stop()
 	for {
 		select {
 		case e, ok := <-s.C():
 			if !ok {
-				return got
+				return
 			}
-			got = append(got, e)
+			fn(e)
 		case <-timeout.C:
-			tb.Errorf("subscription still open after %v, got %d events", guard, len(got))
-			return got
+			tb.Errorf("subscription still open after %v", guard)
+			return
 		}
+	}
+}
+
+// eachPull reads s through Ready and Next until it has ended.
+func eachPull(tb testing.TB, s *stream.Subscription, fn func(stream.Event)) {
+	tb.Helper()
+	timeout := time.NewTimer(guard)
+	defer timeout.Stop()
+	for {
+		select {
+		case <-s.Ready():
+			for {
+				e, ok := s.Next()
+				if !ok {
+					break
+				}
+				fn(e)
+			}
+			if s.Ended() {
+				return
+			}
+		case <-timeout.C:
+			tb.Errorf("subscription still open after %v", guard)
+			return
+		}
+	}
+}
+
+// collectWith returns a function that reads a subscription to its end with each and returns
+// the events.
+func collectWith(each reader) func(testing.TB, *stream.Subscription) []stream.Event {
+	return func(tb testing.TB, s *stream.Subscription) []stream.Event {
+		tb.Helper()
+		var got []stream.Event
+		each(tb, s, func(e stream.Event) { got = append(got, e) })
+		return got
 	}
 }
 
@@ -98,48 +157,52 @@ func checkSeqs(tb testing.TB, got []stream.Event, from, to, last int64) bool {
 
 func TestHubReplayFromEveryPosition(t *testing.T) {
 	t.Parallel()
-	const n = 50
-	h := newHub(t, stream.HubOptions{})
-	topic := h.Open("run_finished")
-	publish(t, topic, runEvents("run_finished", n)...)
+	forReaders(t, func(t *testing.T, each reader, collect func(testing.TB, *stream.Subscription) []stream.Event) {
+		const n = 50
+		h := newHub(t, stream.HubOptions{})
+		topic := h.Open("run_finished")
+		publish(t, topic, runEvents("run_finished", n)...)
 
-	for after := int64(-1); after <= n+2; after++ {
-		s, ok := h.Subscribe("run_finished", after)
-		if !ok {
-			t.Fatalf("Subscribe after %d: run unknown", after)
+		for after := int64(-1); after <= n+2; after++ {
+			s, ok := h.Subscribe("run_finished", after)
+			if !ok {
+				t.Fatalf("Subscribe after %d: run unknown", after)
+			}
+			got := collect(t, s)
+			checkSeqs(t, got, max(after, 0)+1, n, n)
+			if s.Dropped() {
+				t.Errorf("after %d: dropped", after)
+			}
+			s.Close()
 		}
-		got := collect(t, s)
-		checkSeqs(t, got, max(after, 0)+1, n, n)
-		if s.Dropped() {
-			t.Errorf("after %d: dropped", after)
-		}
-		s.Close()
-	}
+	})
 }
 
 func TestHubReplayThenLive(t *testing.T) {
 	t.Parallel()
-	const n, half = 50, 25
-	h := newHub(t, stream.HubOptions{})
-	topic := h.Open("run_live")
-	events := runEvents("run_live", n)
-	publish(t, topic, events[:half]...)
+	forReaders(t, func(t *testing.T, each reader, collect func(testing.TB, *stream.Subscription) []stream.Event) {
+		const n, half = 50, 25
+		h := newHub(t, stream.HubOptions{})
+		topic := h.Open("run_live")
+		events := runEvents("run_live", n)
+		publish(t, topic, events[:half]...)
 
-	// One subscriber per position of the live run, each reading concurrently with the rest of
-	// the run being published.
-	var wg sync.WaitGroup
-	for after := int64(0); after <= half; after++ {
-		s, ok := h.Subscribe("run_live", after)
-		if !ok {
-			t.Fatal("live run unknown")
+		// One subscriber per position of the live run, each reading concurrently with the rest of
+		// the run being published.
+		var wg sync.WaitGroup
+		for after := int64(0); after <= half; after++ {
+			s, ok := h.Subscribe("run_live", after)
+			if !ok {
+				t.Fatal("live run unknown")
+			}
+			wg.Go(func() {
+				defer s.Close()
+				checkSeqs(t, collect(t, s), after+1, n, n)
+			})
 		}
-		wg.Go(func() {
-			defer s.Close()
-			checkSeqs(t, collect(t, s), after+1, n, n)
-		})
-	}
-	publish(t, topic, events[half:]...)
-	wg.Wait()
+		publish(t, topic, events[half:]...)
+		wg.Wait()
+	})
 }
 
 // TestHubConcurrentPublishSubscribe subscribes at random positions while the run is being
@@ -148,105 +211,109 @@ func TestHubReplayThenLive(t *testing.T) {
 // every event after its start exactly once.
 func TestHubConcurrentPublishSubscribe(t *testing.T) {
 	t.Parallel()
-	const (
-		iterations = 40
-		n          = 200
-		readers    = 6
-	)
-	for it := range iterations {
-		h := stream.NewHub(stream.HubOptions{SubscriberBuffer: 1 + it%16})
-		runID := fmt.Sprintf("run_%d", it)
-		topic := h.Open(runID)
-		var wg sync.WaitGroup
-		wg.Go(func() { publish(t, topic, runEvents(runID, n)...) })
-		for range readers {
-			wg.Go(func() {
-				after := rand.Int64N(topic.Seq() + 1)
-				var got []stream.Event
-				for resumes := 0; ; resumes++ {
-					last := after
-					if len(got) > 0 {
-						last = got[len(got)-1].Seq
+	forReaders(t, func(t *testing.T, each reader, collect func(testing.TB, *stream.Subscription) []stream.Event) {
+		const (
+			iterations = 40
+			n          = 200
+			readers    = 6
+		)
+		for it := range iterations {
+			h := stream.NewHub(stream.HubOptions{SubscriberBuffer: 1 + it%16})
+			runID := fmt.Sprintf("run_%d", it)
+			topic := h.Open(runID)
+			var wg sync.WaitGroup
+			wg.Go(func() { publish(t, topic, runEvents(runID, n)...) })
+			for range readers {
+				wg.Go(func() {
+					after := rand.Int64N(topic.Seq() + 1)
+					var got []stream.Event
+					for resumes := 0; ; resumes++ {
+						last := after
+						if len(got) > 0 {
+							last = got[len(got)-1].Seq
+						}
+						s, ok := h.Subscribe(runID, last)
+						if !ok {
+							t.Errorf("Subscribe %s after %d: unknown", runID, last)
+							return
+						}
+						part := collect(t, s)
+						dropped := s.Dropped()
+						s.Close()
+						got = append(got, part...)
+						if !dropped {
+							break
+						}
+						if resumes > 10*n {
+							t.Errorf("resumed %d times", resumes)
+							return
+						}
 					}
-					s, ok := h.Subscribe(runID, last)
-					if !ok {
-						t.Errorf("Subscribe %s after %d: unknown", runID, last)
-						return
-					}
-					part := collect(t, s)
-					dropped := s.Dropped()
-					s.Close()
-					got = append(got, part...)
-					if !dropped {
-						break
-					}
-					if resumes > 10*n {
-						t.Errorf("resumed %d times", resumes)
-						return
-					}
-				}
-				checkSeqs(t, got, after+1, n, n)
-			})
+					checkSeqs(t, got, after+1, n, n)
+				})
+			}
+			wg.Wait()
+			h.Close()
+			if t.Failed() {
+				t.Fatalf("iteration %d failed", it)
+			}
 		}
-		wg.Wait()
-		h.Close()
-		if t.Failed() {
-			t.Fatalf("iteration %d failed", it)
-		}
-	}
+	})
 }
 
 // TestHubSlowSubscriberDropped: a subscriber that never reads is dropped after SubscriberBuffer
 // live events, while Publish goes on and a reader that keeps up gets every event.
 func TestHubSlowSubscriberDropped(t *testing.T) {
 	t.Parallel()
-	const n, buffer = 100, 8
-	h := newHub(t, stream.HubOptions{SubscriberBuffer: buffer})
-	topic := h.Open("run_slow")
-	stuck, _ := h.Subscribe("run_slow", 0)
-	defer stuck.Close()
-	fast, _ := h.Subscribe("run_slow", 0)
-	defer fast.Close()
+	forReaders(t, func(t *testing.T, each reader, collect func(testing.TB, *stream.Subscription) []stream.Event) {
+		const n, buffer = 100, 8
+		h := newHub(t, stream.HubOptions{SubscriberBuffer: buffer})
+		topic := h.Open("run_slow")
+		stuck, _ := h.Subscribe("run_slow", 0)
+		defer stuck.Close()
+		fast, _ := h.Subscribe("run_slow", 0)
+		defer fast.Close()
 
-	// The fast reader acknowledges each event, and the publisher waits for the ack, so the fast
-	// reader never lags by more than one event whatever the scheduling.
-	acks := make(chan int64)
-	fastDone := make(chan []stream.Event)
-	go func() {
-		var got []stream.Event
-		for e := range fast.C() {
-			got = append(got, e)
-			acks <- e.Seq
-		}
-		fastDone <- got
-	}()
-	for _, e := range runEvents("run_slow", n) {
-		published, err := topic.Publish(e) // would block forever if the stuck reader held it up
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case seq := <-acks:
-			if seq != published.Seq {
-				t.Fatalf("fast reader acked %d, want %d", seq, published.Seq)
+		// The fast reader acknowledges each event, and the publisher waits for the ack, so the fast
+		// reader never lags by more than one event whatever the scheduling.
+		acks := make(chan int64)
+		fastDone := make(chan []stream.Event)
+		go func() {
+			var got []stream.Event
+			each(t, fast, func(e stream.Event) {
+				got = append(got, e)
+				acks <- e.Seq
+			})
+			fastDone <- got
+		}()
+		for _, e := range runEvents("run_slow", n) {
+			published, err := topic.Publish(e) // would block forever if the stuck reader held it up
+			if err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(guard):
-			t.Fatalf("fast reader did not get seq %d", published.Seq)
+			select {
+			case seq := <-acks:
+				if seq != published.Seq {
+					t.Fatalf("fast reader acked %d, want %d", seq, published.Seq)
+				}
+			case <-time.After(guard):
+				t.Fatalf("fast reader did not get seq %d", published.Seq)
+			}
+			// Publish decides synchronously: dropped exactly when the lag exceeds the buffer.
+			if stuck.Dropped() != (published.Seq > buffer) {
+				t.Fatalf("after seq %d (buffer %d) the stuck reader's Dropped() = %v", published.Seq, buffer, stuck.Dropped())
+			}
 		}
-		// Publish decides synchronously: dropped exactly when the lag exceeds the buffer.
-		if stuck.Dropped() != (published.Seq > buffer) {
-			t.Fatalf("after seq %d (buffer %d) the stuck reader's Dropped() = %v", published.Seq, buffer, stuck.Dropped())
+		checkSeqs(t, <-fastDone, 1, n, n)
+		if fast.Dropped() {
+			t.Error("fast reader dropped")
 		}
-	}
-	checkSeqs(t, <-fastDone, 1, n, n)
-	if fast.Dropped() {
-		t.Error("fast reader dropped")
-	}
-	// The stuck reader's channel is closed; whatever it still hands out has no gap.
-	got := collect(t, stuck)
-	if len(got) > 0 {
-		checkSeqs(t, got, 1, got[len(got)-1].Seq, n)
-	}
+		// The stuck reader has ended; whatever it still hands out has no gap.
+		got := collect(t, stuck)
+		if len(got) > 0 {
+			checkSeqs(t, got, 1, got[len(got)-1].Seq, n)
+		}
+	})
 }
 
 func TestHubCloseReleasesEverything(t *testing.T) {
@@ -260,21 +327,35 @@ func TestHubCloseReleasesEverything(t *testing.T) {
 	if h.Live() != 1 {
 		t.Errorf("Live() = %d, want 1", h.Live())
 	}
-	var subs []*stream.Subscription
+	// Channel readers whose pumps run (blocked on their first send, or parked caught up), and
+	// pull readers that never read, or read all there was.
+	var pumped, pulled []*stream.Subscription
 	for _, id := range []string{"run_live", "run_live", "run_finished"} {
-		s, ok := h.Subscribe(id, 0) // nobody reads: each pump blocks on its first send
-		if !ok {
-			t.Fatalf("Subscribe %s: unknown", id)
+		for _, subs := range []*[]*stream.Subscription{&pumped, &pulled} {
+			s, ok := h.Subscribe(id, 0)
+			if !ok {
+				t.Fatalf("Subscribe %s: unknown", id)
+			}
+			*subs = append(*subs, s)
 		}
-		subs = append(subs, s)
 	}
-	reading, _ := h.Subscribe("run_live", 5) // caught up: parked waiting for events
-	subs = append(subs, reading)
+	caughtUp, _ := h.Subscribe("run_live", 5)
+	pumped = append(pumped, caughtUp)
+	caughtUp, _ = h.Subscribe("run_live", 0)
+	for range 5 {
+		if _, ok := caughtUp.Next(); !ok {
+			t.Fatal("Next: no replay")
+		}
+	}
+	pulled = append(pulled, caughtUp)
+	for _, s := range pumped {
+		s.C() // starts the pump
+	}
 
 	h.Close()
 	h.Close() // idempotent
 
-	for i, s := range subs {
+	for i, s := range pumped {
 		// Close waited for every pump, so each channel is already closed.
 		if e, ok := <-s.C(); ok {
 			t.Errorf("subscription %d delivers seq %d after Close", i, e.Seq)
@@ -283,6 +364,23 @@ func TestHubCloseReleasesEverything(t *testing.T) {
 			t.Errorf("subscription %d reports dropped after hub Close", i)
 		}
 		s.Close() // idempotent after the hub closed it
+	}
+	for i, s := range pulled {
+		select {
+		case <-s.Ready():
+		default:
+			t.Errorf("pull subscription %d not signalled by Close", i)
+		}
+		if e, ok := s.Next(); ok {
+			t.Errorf("pull subscription %d delivers seq %d after Close", i, e.Seq)
+		}
+		if !s.Ended() || s.Dropped() {
+			t.Errorf("pull subscription %d after Close: Ended %v Dropped %v", i, s.Ended(), s.Dropped())
+		}
+		s.Close()
+		if e, ok := <-s.C(); ok { // C after the hub closed: a closed channel, no pump
+			t.Errorf("subscription %d: C delivers seq %d after Close", i, e.Seq)
+		}
 	}
 	if _, err := live.Publish(runEvents("run_live", 1)[0]); !errors.Is(err, stream.ErrClosed) {
 		t.Errorf("Publish after Close: %v, want ErrClosed", err)
@@ -300,115 +398,197 @@ func TestHubCloseReleasesEverything(t *testing.T) {
 
 func TestHubLinger(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name   string
-		linger time.Duration
-	}{
-		{"short linger", 20 * time.Millisecond},
-		{"no linger", -1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			h := newHub(t, stream.HubOptions{Linger: tt.linger})
-			topic := h.Open("run_linger")
-			if h.Live() != 1 {
-				t.Fatalf("Live() = %d, want 1", h.Live())
-			}
-			events := runEvents("run_linger", 5)
-			publish(t, topic, events[:4]...)
-			// A subscriber that holds on across the removal still gets the whole run.
-			early, ok := h.Subscribe("run_linger", 0)
-			if !ok {
-				t.Fatal("live run unknown")
-			}
-			defer early.Close()
-			publish(t, topic, events[4])
-			if h.Live() != 0 {
-				t.Fatalf("Live() = %d after the terminal event", h.Live())
-			}
-			deadline := time.Now().Add(guard)
-			for {
-				s, ok := h.Subscribe("run_linger", 0)
+	forReaders(t, func(t *testing.T, each reader, collect func(testing.TB, *stream.Subscription) []stream.Event) {
+		tests := []struct {
+			name   string
+			linger time.Duration
+		}{
+			{"short linger", 20 * time.Millisecond},
+			{"no linger", -1},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				h := newHub(t, stream.HubOptions{Linger: tt.linger})
+				topic := h.Open("run_linger")
+				if h.Live() != 1 {
+					t.Fatalf("Live() = %d, want 1", h.Live())
+				}
+				events := runEvents("run_linger", 5)
+				publish(t, topic, events[:4]...)
+				// A subscriber that holds on across the removal still gets the whole run.
+				early, ok := h.Subscribe("run_linger", 0)
 				if !ok {
-					break
+					t.Fatal("live run unknown")
 				}
-				checkSeqs(t, collect(t, s), 1, 5, 5) // while it lingers, it replays in full
-				s.Close()
-				if time.Now().After(deadline) {
-					t.Fatalf("finished run still subscribable after %v", guard)
+				defer early.Close()
+				publish(t, topic, events[4])
+				if h.Live() != 0 {
+					t.Fatalf("Live() = %d after the terminal event", h.Live())
 				}
-				runtime.Gosched()
-			}
-			checkSeqs(t, collect(t, early), 1, 5, 5)
-		})
-	}
+				deadline := time.Now().Add(guard)
+				for {
+					s, ok := h.Subscribe("run_linger", 0)
+					if !ok {
+						break
+					}
+					checkSeqs(t, collect(t, s), 1, 5, 5) // while it lingers, it replays in full
+					s.Close()
+					if time.Now().After(deadline) {
+						t.Fatalf("finished run still subscribable after %v", guard)
+					}
+					runtime.Gosched()
+				}
+				checkSeqs(t, collect(t, early), 1, 5, 5)
+			})
+		}
+	})
 }
 
 func TestTopic(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, stream.HubOptions{})
-	topic := h.Open("run_topic")
-	if h.Open("run_topic") != topic {
-		t.Error("Open twice gave two topics")
-	}
-	if topic.RunID() != "run_topic" || topic.Seq() != 0 {
-		t.Errorf("new topic: id %q seq %d", topic.RunID(), topic.Seq())
-	}
-	if _, ok := h.Subscribe("run_unknown", 0); ok {
-		t.Error("Subscribe to an unknown run succeeded")
-	}
+	forReaders(t, func(t *testing.T, each reader, collect func(testing.TB, *stream.Subscription) []stream.Event) {
+		h := newHub(t, stream.HubOptions{})
+		topic := h.Open("run_topic")
+		if h.Open("run_topic") != topic {
+			t.Error("Open twice gave two topics")
+		}
+		if topic.RunID() != "run_topic" || topic.Seq() != 0 {
+			t.Errorf("new topic: id %q seq %d", topic.RunID(), topic.Seq())
+		}
+		if _, ok := h.Subscribe("run_unknown", 0); ok {
+			t.Error("Subscribe to an unknown run succeeded")
+		}
 
-	// The producer's Seq is ignored; bad events are refused without using a seq.
-	e, err := topic.Publish(stream.Event{Seq: 99, Type: stream.TypeToken, Token: &stream.Token{Delta: "a"}})
-	if err != nil || e.Seq != 1 {
-		t.Fatalf("Publish: seq %d, %v", e.Seq, err)
-	}
-	for _, bad := range []stream.Event{{Type: "bogus"}, {Type: stream.TypeToken}, {Type: stream.TypeDone}} {
-		if _, err := topic.Publish(bad); err == nil || errors.Is(err, stream.ErrClosed) {
-			t.Errorf("Publish(%+v) = %v, want a validation error", bad, err)
+		// The producer's Seq is ignored; bad events are refused without using a seq.
+		e, err := topic.Publish(stream.Event{Seq: 99, Type: stream.TypeToken, Token: &stream.Token{Delta: "a"}})
+		if err != nil || e.Seq != 1 {
+			t.Fatalf("Publish: seq %d, %v", e.Seq, err)
+		}
+		for _, bad := range []stream.Event{{Type: "bogus"}, {Type: stream.TypeToken}, {Type: stream.TypeDone}} {
+			if _, err := topic.Publish(bad); err == nil || errors.Is(err, stream.ErrClosed) {
+				t.Errorf("Publish(%+v) = %v, want a validation error", bad, err)
+			}
+		}
+		if e, _ := topic.Publish(stream.Event{Type: stream.TypeToken, Token: &stream.Token{Delta: "b"}}); e.Seq != 2 {
+			t.Fatalf("seq %d after refused events, want 2", e.Seq)
+		}
+
+		// Close ends a run its producer abandoned with an INTERNAL_ERROR, exactly once.
+		s, _ := h.Subscribe("run_topic", 0)
+		defer s.Close()
+		topic.Close()
+		topic.Close()
+		if _, err := topic.Publish(stream.Event{Type: stream.TypeToken, Token: &stream.Token{}}); !errors.Is(err, stream.ErrClosed) {
+			t.Errorf("Publish after the terminal event: %v, want ErrClosed", err)
+		}
+		got := collect(t, s)
+		if !checkSeqs(t, got, 1, 3, 3) {
+			return
+		}
+		if end := got[2].Error; end == nil || end.Code != stream.CodeInternal || end.RunID != "run_topic" {
+			t.Errorf("abandoned run ended with %+v", got[2])
+		}
+
+		// Close after a terminal event publishes nothing.
+		done := h.Open("run_done")
+		publish(t, done, runEvents("run_done", 2)...)
+		done.Close()
+		if done.Seq() != 2 {
+			t.Errorf("Close after done published: seq %d", done.Seq())
+		}
+	})
+}
+
+// TestSubscriptionPull checks the contract of Ready and Next that readers' select loops rely
+// on: a signal is pending whenever there is something to read or the subscription ended, and
+// only then.
+func TestSubscriptionPull(t *testing.T) {
+	t.Parallel()
+	ready := func(s *stream.Subscription) bool {
+		select {
+		case <-s.Ready():
+			return true
+		default:
+			return false
 		}
 	}
-	if e, _ := topic.Publish(stream.Event{Type: stream.TypeToken, Token: &stream.Token{Delta: "b"}}); e.Seq != 2 {
-		t.Fatalf("seq %d after refused events, want 2", e.Seq)
-	}
-
-	// Close ends a run its producer abandoned with an INTERNAL_ERROR, exactly once.
-	s, _ := h.Subscribe("run_topic", 0)
+	h := newHub(t, stream.HubOptions{})
+	topic := h.Open("run_pull")
+	events := runEvents("run_pull", 4)
+	publish(t, topic, events[0])
+	s, _ := h.Subscribe("run_pull", 0)
 	defer s.Close()
-	topic.Close()
-	topic.Close()
-	if _, err := topic.Publish(stream.Event{Type: stream.TypeToken, Token: &stream.Token{}}); !errors.Is(err, stream.ErrClosed) {
-		t.Errorf("Publish after the terminal event: %v, want ErrClosed", err)
+
+	if !ready(s) {
+		t.Fatal("new subscription: no signal pending for its replay")
 	}
-	got := collect(t, s)
-	if !checkSeqs(t, got, 1, 3, 3) {
-		return
+	if e, ok := s.Next(); !ok || e.Seq != 1 {
+		t.Fatalf("Next = %d, %v; want the replay of seq 1", e.Seq, ok)
 	}
-	if end := got[2].Error; end == nil || end.Code != stream.CodeInternal || end.RunID != "run_topic" {
-		t.Errorf("abandoned run ended with %+v", got[2])
+	if _, ok := s.Next(); ok || s.Ended() || ready(s) {
+		t.Fatalf("caught up: Next %v, Ended %v, signal pending %v; want false, false, false", ok, s.Ended(), ready(s))
+	}
+	publish(t, topic, events[1], events[2]) // two events, one signal
+	if !ready(s) || ready(s) {
+		t.Fatal("Publish did not leave exactly one signal pending")
+	}
+	for want := int64(2); want <= 3; want++ {
+		if e, ok := s.Next(); !ok || e.Seq != want {
+			t.Fatalf("Next = %d, %v; want seq %d", e.Seq, ok, want)
+		}
+	}
+	publish(t, topic, events[3])
+	if !ready(s) {
+		t.Fatal("terminal Publish: no signal")
+	}
+	if e, ok := s.Next(); !ok || !e.Type.Terminal() {
+		t.Fatalf("Next = %+v, %v; want the terminal event", e, ok)
+	}
+	if _, ok := s.Next(); ok || !s.Ended() {
+		t.Fatalf("after the terminal event: Next %v, Ended %v", ok, s.Ended())
 	}
 
-	// Close after a terminal event publishes nothing.
-	done := h.Open("run_done")
-	publish(t, done, runEvents("run_done", 2)...)
-	done.Close()
-	if done.Seq() != 2 {
-		t.Errorf("Close after done published: seq %d", done.Seq())
+	// Subscribing at the end of a finished run ends at once; past the end of a live run waits.
+	end, _ := h.Subscribe("run_pull", 4)
+	defer end.Close()
+	if _, ok := end.Next(); !ready(end) || ok || !end.Ended() {
+		t.Error("subscription at the end of a finished run did not end at once")
 	}
+
+	// Close from another goroutine wakes a reader parked on Ready and ends it.
+	h.Open("run_parked")
+	parked, _ := h.Subscribe("run_parked", 0)
+	<-parked.Ready()
+	woke := make(chan bool)
+	go func() {
+		select {
+		case <-parked.Ready():
+			_, ok := parked.Next()
+			woke <- !ok && parked.Ended() && !parked.Dropped()
+		case <-time.After(guard):
+			woke <- false
+		}
+	}()
+	parked.Close()
+	if !<-woke {
+		t.Error("Close did not wake and end a reader parked on Ready")
+	}
+	parked.Close() // idempotent
 }
 
 // TestHubIdleSubscriberMemory measures what an open, caught-up stream costs the hub (its
-// topic with a few events, one subscription and its parked pump) and holds it to a budget far
-// below the 30 KiB per stream of the whole gateway.
+// topic with a few events and one subscription read with Ready and Next) and holds it to a
+// budget far below the 30 KiB per stream of the whole gateway.
 func TestHubIdleSubscriberMemory(t *testing.T) {
 	// Not parallel: it reads process-wide memory statistics.
-	const streams, budget = 2000, 8 << 10
+	const streams, budget = 2000, 3 << 10
 	h := stream.NewHub(stream.HubOptions{})
 	defer h.Close()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	goroutines := runtime.NumGoroutine()
 	subs := make([]*stream.Subscription, streams)
 	for i := range streams {
 		id := fmt.Sprintf("run_%018x", i)
@@ -420,6 +600,11 @@ func TestHubIdleSubscriberMemory(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
+	// A subscription read with Ready and Next has no goroutine of its own (a few may come and
+	// go in the runtime meanwhile, never one per stream).
+	if grown := runtime.NumGoroutine() - goroutines; grown >= streams/10 {
+		t.Errorf("%d subscriptions started %d goroutines", streams, grown)
+	}
 	used := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
 	per := float64(used) / streams
 	t.Logf("idle stream in the hub: %.0f bytes (heap %+d, stacks %+d over %d streams)", per,
