@@ -34,12 +34,12 @@ func (s *Server) routes() {
 	api.Get("/runs/:id", s.runStatus)
 	api.Get("/runs/:id/events", s.runEvents)
 
-	// Operator: admin token (off when none is configured). Before the owners' group, whose
-	// JWT middleware applies to every /api route registered after it.
+	// Operator: admin token (off when none is configured).
 	api.Post("/admin/wallet/deposit", s.requireAdmin, s.adminDeposit)
 
-	// Owners: JWT.
-	u := api.Group("", s.requireUser)
+	// Owners: JWT, checked per route (a group middleware would also guard unknown /api
+	// paths, answering 401 where 404 is right).
+	u := ownerRoutes{api, s.requireUser}
 	u.Get("/me", s.me)
 	u.Get("/balance", s.balance)
 	u.Get("/ledger", s.ledger)
@@ -78,6 +78,17 @@ func (s *Server) routes() {
 	// The dashboard: static files, index.html for /.
 	a.Use("/", filesystem.New(filesystem.Config{Root: http.FS(web.FS()), Index: "index.html", MaxAge: 0}))
 }
+
+// ownerRoutes registers routes that need the owner's JWT.
+type ownerRoutes struct {
+	r    fiber.Router
+	auth fiber.Handler
+}
+
+func (o ownerRoutes) Get(path string, h fiber.Handler)    { o.r.Get(path, o.auth, h) }
+func (o ownerRoutes) Post(path string, h fiber.Handler)   { o.r.Post(path, o.auth, h) }
+func (o ownerRoutes) Patch(path string, h fiber.Handler)  { o.r.Patch(path, o.auth, h) }
+func (o ownerRoutes) Delete(path string, h fiber.Handler) { o.r.Delete(path, o.auth, h) }
 
 func (s *Server) readyz(c *fiber.Ctx) error {
 	if err := s.store.Ping(c.UserContext()); err != nil {
