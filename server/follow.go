@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -287,122 +285,111 @@ func storedEvents(ctx context.Context, store *db.Store, runID string, after int6
 	return out, nil
 }
 
-// errNoMore ends a follow loop once the terminal event was sent.
-var errNoMore = errors.New("stream ended")
+// logEvents reads a run's events from the stored event log, after the last one read. The
+// follower's notifications wake it; polling is the fallback, and also notices a run that
+// finished without its terminal event in the log.
+type logEvents struct {
+	base    context.Context // the server's: bounds the reads
+	store   *db.Store
+	log     *slog.Logger
+	runID   string
+	seq     int64           // the last event read
+	wake    <-chan struct{} // the follower's notifications for the run
+	unwatch func()
+	ticker  *time.Ticker // the poll
+}
+
+// logEvents returns the source of a run's stored events after after. It registers with the
+// follower at once: a batch stored before the first read still wakes it.
+func (s *Server) logEvents(runID string, after int64) *logEvents {
+	wake, unwatch := s.follow.watch(runID)
+	return &logEvents{
+		base: s.ctx, store: s.store, log: s.log, runID: runID, seq: after,
+		wake: wake, unwatch: unwatch, ticker: time.NewTicker(s.follow.poll),
+	}
+}
+
+// ready fires on a notification for the run.
+func (l *logEvents) ready() <-chan struct{} { return l.wake }
+
+// poll fires every poll interval.
+func (l *logEvents) poll() <-chan time.Time { return l.ticker.C }
+
+// read hands the stored events after the last one read to emit. On a poll that finds
+// nothing, it also checks whether the run finished without its terminal event in the log.
+func (l *logEvents) read(emit func(stream.Event) bool, polled bool) bool {
+	n, more := l.send(emit)
+	if more && polled && n == 0 && l.finished(emit) {
+		return false
+	}
+	return more
+}
+
+// send hands the stored events after the last one read to emit, in order and never past a
+// gap (it fills on a later read). It returns how many it handed, and false once emit returned
+// false. A failed read is logged and tried again on the next wake or poll.
+func (l *logEvents) send(emit func(stream.Event) bool) (int, bool) {
+	ctx, cancel := context.WithTimeout(l.base, 10*time.Second)
+	evs, err := storedEvents(ctx, l.store, l.runID, l.seq)
+	cancel()
+	if err != nil {
+		if l.base.Err() == nil {
+			l.log.Warn("follow run: read events", slog.String("run_id", l.runID), slog.Any("err", err))
+		}
+		return 0, true
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Seq != l.seq+1 {
+			break
+		}
+		l.seq, n = ev.Seq, n+1
+		if !emit(ev) {
+			return n, false
+		}
+	}
+	return n, true
+}
+
+// finished checks whether the run finished without its terminal event in the log (a crash, or
+// a failed write): then it hands emit the record's error as the terminal event, and returns
+// true. It returns false while the run goes on, or when the log had more events after all.
+func (l *logEvents) finished(emit func(stream.Event) bool) bool {
+	ctx, cancel := context.WithTimeout(l.base, 10*time.Second)
+	defer cancel()
+	r, err := l.store.Run(ctx, l.runID)
+	if err != nil || r.FinishedAt == nil {
+		return false
+	}
+	if n, more := l.send(emit); !more || n > 0 {
+		return !more
+	}
+	e := &stream.Error{RunID: l.runID, Code: r.ErrorCode, Message: r.ErrorMessage}
+	if e.Code == "" {
+		e.Code, e.Message = stream.CodeInternal, "run ended without its event log"
+	}
+	emit(stream.Event{Seq: l.seq + 1, Type: stream.TypeError, Error: e})
+	return true
+}
+
+// last is the sequence number of the last event read.
+func (l *logEvents) last() int64 { return l.seq }
+
+// shutdown ends the stream at once: the run goes on elsewhere (or was interrupted), and the
+// client resumes with the id of the last event it got.
+func (l *logEvents) shutdown() bool { return true }
+
+// close stops the poll and unregisters from the follower.
+func (l *logEvents) close() {
+	l.ticker.Stop()
+	l.unwatch()
+}
 
 // sseFollow answers with a run's events from the stored event log, after after: it replays
 // what is stored, then follows new batches (woken by notifications, or polling) until the
-// terminal event. It is sseFrom's loop for runs this instance does not run.
+// terminal event. It is sse for runs this instance does not run.
 func (s *Server) sseFollow(c *fiber.Ctx, runID string, after int64) error {
 	setSSEHeaders(c, runID)
-	var (
-		base      = s.ctx
-		heartbeat = s.cfg.Heartbeat
-		retry     = s.cfg.RetryMs
-		conn      = c.Context().Conn()
-		streams   = &s.openStreams
-		store     = s.store
-		fol       = s.follow
-		log       = s.log
-	)
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		streams.Add(1)
-		defer streams.Add(-1)
-		sw := stream.NewWriter(w)
-		if sw.Retry(retry) != nil {
-			return
-		}
-		// Register before the first read: a batch stored in between still wakes us.
-		wake, unwatch := fol.watch(runID)
-		defer unwatch()
-		last := after
-		// send writes the stored events after last; errNoMore after the terminal one.
-		send := func() (int, error) {
-			ctx, cancel := context.WithTimeout(base, 10*time.Second)
-			evs, err := storedEvents(ctx, store, runID, last)
-			cancel()
-			if err != nil {
-				if base.Err() == nil {
-					log.Warn("follow run: read events", slog.String("run_id", runID), slog.Any("err", err))
-				}
-				return 0, nil // try again on the next wake or poll
-			}
-			n := 0
-			for _, ev := range evs {
-				if ev.Seq != last+1 {
-					break // never skip: a gap fills on a later read
-				}
-				if err := sw.Event(ev); err != nil {
-					return n, err
-				}
-				last, n = ev.Seq, n+1
-				if ev.Type.Terminal() {
-					return n, errNoMore
-				}
-			}
-			return n, nil
-		}
-		// ended checks whether the run finished without its terminal event in the log (a
-		// crash, or a failed write): then the stream ends with the record's error.
-		ended := func() bool {
-			ctx, cancel := context.WithTimeout(base, 10*time.Second)
-			defer cancel()
-			r, err := store.Run(ctx, runID)
-			if err != nil || r.FinishedAt == nil {
-				return false
-			}
-			if n, err := send(); err != nil || n > 0 {
-				return err != nil
-			}
-			e := &stream.Error{RunID: runID, Code: r.ErrorCode, Message: r.ErrorMessage}
-			if e.Code == "" {
-				e.Code, e.Message = stream.CodeInternal, "run ended without its event log"
-			}
-			_ = sw.Event(stream.Event{Seq: last + 1, Type: stream.TypeError, Error: e})
-			return true
-		}
-		if _, err := send(); err != nil {
-			return
-		}
-		poll := time.NewTicker(fol.poll)
-		defer poll.Stop()
-		beat := time.NewTicker(heartbeat)
-		defer beat.Stop()
-		watch := time.NewTicker(watchInterval)
-		defer watch.Stop()
-		for {
-			select {
-			case <-wake:
-				n, err := send()
-				if err != nil {
-					return
-				}
-				if n > 0 {
-					beat.Reset(heartbeat)
-				}
-			case <-poll.C:
-				n, err := send()
-				if err != nil || (n == 0 && ended()) {
-					return
-				}
-				if n > 0 {
-					beat.Reset(heartbeat)
-				}
-			case <-beat.C:
-				if sw.Ping() != nil {
-					return
-				}
-			case <-watch.C:
-				if peerClosed(conn) {
-					return
-				}
-			case <-base.Done():
-				// The run goes on elsewhere (or was interrupted): end this stream cleanly;
-				// the client resumes with the id of the last event it got.
-				_ = sw.Event(shutdownEvent(runID, last))
-				return
-			}
-		}
-	})
+	s.serveStream(c, s.logEvents(runID, after), &sseFrames{runID: runID, retry: s.cfg.RetryMs}, nil)
 	return nil
 }

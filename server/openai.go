@@ -221,7 +221,7 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ch := chunker{
+	ch := &chunker{
 		id: lr.id, model: e.Slug, created: time.Now().Unix(),
 		// json output is validated at the end (and may be retried): send it whole, once valid.
 		whole:        e.OutputFormat == agent.OutputJSON,
@@ -316,13 +316,18 @@ type chatDelta struct {
 	Content *string `json:"content,omitempty"`
 }
 
-// chunker turns a run's events into chat.completion.chunk frames.
+// chunker writes a run's events as chat.completion.chunk frames (the frameWriter of
+// chatStream).
 type chunker struct {
 	id, model    string
 	created      int64
 	whole        bool // send the content once, from done, instead of token by token
 	includeUsage bool
+	w            *bufio.Writer
 }
+
+// pingFrame is the heartbeat, an SSE comment.
+var pingFrame = []byte(": ping\n\n")
 
 // doneFrame is the stream's last data line.
 var doneFrame = []byte("data: [DONE]\n\n")
@@ -342,8 +347,40 @@ func (k *chunker) first() []byte {
 	return k.frame([]chatChunkChoice{{Delta: chatDelta{Role: "assistant", Content: &empty}}}, nil)
 }
 
-// frames renders one event; terminal reports the end of the stream.
-func (k *chunker) frames(ev stream.Event) (out [][]byte, terminal bool) {
+// open starts the stream on w with the opening chunk.
+func (k *chunker) open(w *bufio.Writer) error {
+	k.w = w
+	return k.write(k.first())
+}
+
+// event writes ev's frames; wrote is false for events OpenAI's stream has no frame for.
+func (k *chunker) event(ev stream.Event) (bool, error) {
+	frames := k.frames(ev)
+	if len(frames) == 0 {
+		return false, nil
+	}
+	return true, k.write(frames...)
+}
+
+// ping writes the heartbeat.
+func (k *chunker) ping() error { return k.write(pingFrame) }
+
+// cut ends a stream whose run events stopped short (shutdown) with an in-band error.
+func (k *chunker) cut(int64, bool) error { return k.write(errorFrame(errShutdown)) }
+
+// write writes frames and flushes.
+func (k *chunker) write(frames ...[]byte) error {
+	for _, fr := range frames {
+		if _, err := k.w.Write(fr); err != nil {
+			return err
+		}
+	}
+	return k.w.Flush()
+}
+
+// frames renders one event: nothing, content, or the closing frames of done or error (the
+// terminal events).
+func (k *chunker) frames(ev stream.Event) (out [][]byte) {
 	switch ev.Type {
 	case stream.TypeToken:
 		if !k.whole && ev.Token.Delta != "" {
@@ -361,13 +398,13 @@ func (k *chunker) frames(ev stream.Event) (out [][]byte, terminal bool) {
 			u := usageOf(ev.Done)
 			out = append(out, k.frame([]chatChunkChoice{}, &u))
 		}
-		return append(out, doneFrame), true
+		return append(out, doneFrame)
 	case stream.TypeError:
-		return [][]byte{errorFrame(ev.Error)}, true
+		return [][]byte{errorFrame(ev.Error)}
 	case stream.TypeThinking, stream.TypeToolCall, stream.TypeToolResult, stream.TypeUsage:
 		// The agent's own progress and tool activity: not part of OpenAI's stream.
 	}
-	return out, false
+	return out
 }
 
 // errorFrame is an in-band error, as OpenAI sends one once a stream has started (the SDKs
@@ -378,39 +415,15 @@ func errorFrame(se *stream.Error) []byte {
 	return append(append([]byte("data: "), data...), "\n\n"...)
 }
 
-// following reads a run's events, resuming the subscription if it was dropped for falling
-// behind.
-type following struct {
-	s    *Server
-	id   string
-	sub  *stream.Subscription
-	last int64
-}
-
-// resume replaces a closed subscription; false when the run's events are over or gone.
-func (f *following) resume() bool {
-	if !f.sub.Dropped() {
-		return false
-	}
-	sub, ok := f.s.runner.hub.Subscribe(f.id, f.last)
-	if !ok {
-		return false
-	}
-	f.sub.Close()
-	f.sub = sub
-	return true
-}
-
 // chatStream answers with chat.completion.chunk SSE. Before committing to a 200 stream it
 // waits (at most one heartbeat interval) for the first content or the run's end, so a run that
 // fails before answering gets an HTTP error status like OpenAI's (401/429/502 …), which the
-// SDKs map to their error classes. After that, one loop (DESIGN rule 3) sends chunks, pings
-// and notices a client that left, which cancels the run like the native stream.
-func (s *Server) chatStream(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription, ch chunker) error {
-	f := &following{s: s, id: lr.id, sub: sub}
+// SDKs map to their error classes. After that, the stream loop (serveStream) sends chunks,
+// pings and notices a client that left, which cancels the run like the native stream.
+func (s *Server) chatStream(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription, ch *chunker) error {
+	h := s.hubEvents(lr.id, sub)
 	gone := func() { lr.cancel(errClientGone) }
 	conn := c.Context().Conn()
-	var pending []stream.Event
 
 	wait := time.NewTimer(s.cfg.Heartbeat)
 	defer wait.Stop()
@@ -420,35 +433,30 @@ func (s *Server) chatStream(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription,
 waiting:
 	for {
 		select {
-		case <-f.sub.Ready():
-			// Events may be left unread when this loop ends: the writer reads before it waits.
+		case <-h.ready():
+			// Events may be left unread when this loop ends: the stream loop reads before it waits.
 			for {
-				ev, ok := f.sub.Next()
+				ev, ok := h.next()
 				if !ok {
 					break
 				}
-				if ev.Seq <= f.last {
-					continue
-				}
-				f.last = ev.Seq
 				if ev.Type == stream.TypeError {
-					f.sub.Close()
+					h.close()
 					return writeOpenAIError(c, ev.Error, ev.Error)
 				}
-				pending = append(pending, ev)
+				h.pending = append(h.pending, ev)
 				if ev.Type == stream.TypeDone || (ev.Type == stream.TypeToken && !ch.whole) {
 					break waiting
 				}
 			}
-			if !f.sub.Ended() || f.resume() {
-				continue
+			if h.ended() {
+				break waiting
 			}
-			break waiting
 		case <-wait.C:
 			break waiting
 		case <-watch.C:
 			if peerClosed(conn) {
-				f.sub.Close()
+				h.close()
 				gone()
 				return nil
 			}
@@ -457,102 +465,8 @@ waiting:
 		}
 	}
 
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache, no-transform")
-	c.Set(fiber.HeaderConnection, "keep-alive")
-	c.Set("X-Accel-Buffering", "no")
-	// *fiber.Ctx is dead once this handler returns: copy what the writer needs now.
-	var (
-		base      = s.ctx
-		heartbeat = s.cfg.Heartbeat
-		streams   = &s.openStreams
-	)
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		streams.Add(1)
-		defer streams.Add(-1)
-		defer func() { f.sub.Close() }()
-		send := func(frames ...[]byte) bool {
-			for _, fr := range frames {
-				if _, err := w.Write(fr); err != nil {
-					gone()
-					return false
-				}
-			}
-			if err := w.Flush(); err != nil {
-				gone()
-				return false
-			}
-			return true
-		}
-		if !send(ch.first()) {
-			return
-		}
-		for _, ev := range pending {
-			frames, terminal := ch.frames(ev)
-			if !send(frames...) || terminal {
-				return
-			}
-		}
-		beat := time.NewTicker(heartbeat)
-		defer beat.Stop()
-		watch := time.NewTicker(watchInterval)
-		defer watch.Stop()
-		shutdown := base.Done()
-		read := true // the waiting loop may have left events unread
-		for {
-			if read {
-				read = false
-				for {
-					ev, ok := f.sub.Next()
-					if !ok {
-						break
-					}
-					if ev.Seq <= f.last {
-						continue // a resumed subscription never repeats what was sent
-					}
-					f.last = ev.Seq
-					frames, terminal := ch.frames(ev)
-					if len(frames) > 0 {
-						if !send(frames...) {
-							return
-						}
-						beat.Reset(heartbeat)
-					}
-					if terminal {
-						return
-					}
-				}
-				if f.sub.Ended() {
-					if f.resume() {
-						read = true
-						continue
-					}
-					// The run's events ended without a terminal one (shutdown): say so.
-					send(errorFrame(errShutdown))
-					return
-				}
-			}
-			select {
-			case <-f.sub.Ready():
-				read = true
-			case <-beat.C:
-				if !send([]byte(": ping\n\n")) {
-					return
-				}
-			case <-watch.C:
-				if peerClosed(conn) {
-					gone()
-					return
-				}
-			case <-shutdown:
-				// Runs end with their own terminal event when cancelled by shutdown; give
-				// them a moment, then close the stream ourselves.
-				shutdown = nil
-				t := time.AfterFunc(2*time.Second, f.sub.Close)
-				defer t.Stop()
-			}
-		}
-	})
+	setStreamHeaders(c)
+	s.serveStream(c, h, ch, gone)
 	return nil
 }
 
