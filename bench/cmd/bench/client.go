@@ -140,18 +140,12 @@ func directRun(ctx context.Context, c *http.Client, upstream string, due time.Ti
 	s := sample{target: "direct", overheadMs: -1}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", upstream+"/chat/completions", strings.NewReader(upstreamBody))
-	req.Header.Set("Content-Type", "application/json")
-	res, err := c.Do(req)
+	res, err := postOK(ctx, c, upstream+"/chat/completions", upstreamBody)
 	if err != nil {
 		s.err = err.Error()
 		return s
 	}
 	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		s.err = fmt.Sprintf("status %d", res.StatusCode)
-		return s
-	}
 	s.ttft = -1
 	br := bufio.NewReader(res.Body)
 	last := time.Time{}
@@ -183,20 +177,12 @@ func gatewayStream(ctx context.Context, c *http.Client, base string, ep endpoint
 	s := sample{target: "gateway", overheadMs: -1, ttft: -1}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/api/run/"+ep.slug, strings.NewReader(runInput))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+ep.key)
-	res, err := c.Do(req)
+	res, err := postOK(ctx, c, base+"/api/run/"+ep.slug, runInput, "Accept", "text/event-stream", "Authorization", "Bearer "+ep.key)
 	if err != nil {
 		s.err = err.Error()
 		return s
 	}
 	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		s.err = fmt.Sprintf("status %d", res.StatusCode)
-		return s
-	}
 	br := bufio.NewReader(res.Body)
 	var last time.Time
 	for {
@@ -222,4 +208,26 @@ func gatewayStream(ctx context.Context, c *http.Client, base string, ep endpoint
 			return s
 		}
 	}
+}
+
+// postOK posts a JSON body (headers alternate name, value) and returns the response when its
+// status is 200; otherwise the error says what happened (the body is closed).
+func postOK(ctx context.Context, c *http.Client, url, body string, headers ...string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != 200 {
+		res.Body.Close()
+		return nil, fmt.Errorf("status %d", res.StatusCode)
+	}
+	return res, nil
 }
