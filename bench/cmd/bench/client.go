@@ -152,13 +152,7 @@ func directRun(ctx context.Context, c *http.Client, upstream string, due time.Ti
 	for {
 		line, err := br.ReadSlice('\n')
 		if bytes.HasPrefix(line, []byte(`data: {`)) && bytes.Contains(line, []byte(`"delta":{"content":"`)) {
-			now := time.Now()
-			if s.ttft < 0 {
-				s.ttft = now.Sub(due)
-			} else {
-				s.gaps = append(s.gaps, now.Sub(last))
-			}
-			last = now
+			last = s.token(due, last)
 		}
 		if bytes.HasPrefix(line, []byte("data: [DONE]")) {
 			s.lat = time.Since(due)
@@ -189,13 +183,7 @@ func gatewayStream(ctx context.Context, c *http.Client, base string, ep endpoint
 		line, err := br.ReadSlice('\n')
 		switch {
 		case bytes.Equal(line, []byte("event: token\n")):
-			now := time.Now()
-			if s.ttft < 0 {
-				s.ttft = now.Sub(due)
-			} else {
-				s.gaps = append(s.gaps, now.Sub(last))
-			}
-			last = now
+			last = s.token(due, last)
 		case bytes.Equal(line, []byte("event: done\n")):
 			s.lat = time.Since(due)
 			return s
@@ -230,4 +218,16 @@ func postOK(ctx context.Context, c *http.Client, url, body string, headers ...st
 		return nil, fmt.Errorf("status %d", res.StatusCode)
 	}
 	return res, nil
+}
+
+// token records a token arriving now: the first sets the time to first token (from due),
+// later ones the gap since last. It returns now, the new last.
+func (s *sample) token(due, last time.Time) time.Time {
+	now := time.Now()
+	if s.ttft < 0 {
+		s.ttft = now.Sub(due)
+	} else {
+		s.gaps = append(s.gaps, now.Sub(last))
+	}
+	return now
 }
