@@ -10,7 +10,6 @@ package server
 // itself, and the caller sees the final answer.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -323,7 +322,7 @@ type chunker struct {
 	created      int64
 	whole        bool // send the content once, from done, instead of token by token
 	includeUsage bool
-	w            *bufio.Writer
+	w            stream.Flusher
 }
 
 // pingFrame is the heartbeat, an SSE comment.
@@ -348,7 +347,7 @@ func (k *chunker) first() []byte {
 }
 
 // open starts the stream on w with the opening chunk.
-func (k *chunker) open(w *bufio.Writer) error {
+func (k *chunker) open(w stream.Flusher) error {
 	k.w = w
 	return k.write(k.first())
 }

@@ -1,13 +1,14 @@
 package server
 
 import (
-	"bufio"
 	"context"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/agentgate/agentgate/stream"
 )
@@ -54,11 +55,12 @@ type eventSource interface {
 	close()
 }
 
-// frameWriter renders a stream's frames onto the response body. Every method writes whole
-// frames and flushes; its error means the client is gone.
+// frameWriter renders a stream's frames. Its methods write whole frames to the Flusher given to
+// open, which collects them in memory (frameBuffer): they fail only when a frame cannot be
+// rendered, never because the client left.
 type frameWriter interface {
 	// open starts the stream on w with its opening frame.
-	open(w *bufio.Writer) error
+	open(w stream.Flusher) error
 	// event writes ev; wrote is false when ev has no frame in this format.
 	event(ev stream.Event) (wrote bool, err error)
 	// ping writes a heartbeat.
@@ -69,21 +71,50 @@ type frameWriter interface {
 	cut(last int64, shutdown bool) error
 }
 
+// frameBuffer collects the frames rendered by a frameWriter until the stream loop sends them,
+// so that events that arrive together leave in one write. Flush is a no-op.
+type frameBuffer struct{ b []byte }
+
+func (f *frameBuffer) Write(p []byte) (int, error) { f.b = append(f.b, p...); return len(p), nil }
+func (f *frameBuffer) Flush() error                { return nil }
+
+// maxKeptFrames is the largest frame buffer a stream keeps between writes: a rare huge frame
+// must not pin its memory for the rest of a long stream.
+const maxKeptFrames = 16 << 10
+
 // streamLoop is the one loop of DESIGN rule 3, shared by every streaming response: it waits on
 // the server's shutdown, the run's events and the heartbeat tick, and watches for a client
 // that hung up. The responses differ only in their eventSource and frameWriter.
+//
+// A streamLoop is the response's body stream: fasthttp calls WriteTo on the connection's own
+// goroutine, so an open stream costs no goroutine, pipe or copy buffer of its own (fasthttp's
+// SetBodyStreamWriter would add all three). Each write to fasthttp's writer is one flushed
+// HTTP chunk. Read serves any other consumer of the body with the same bytes.
 type streamLoop struct {
 	base      context.Context // the server's: done at shutdown
 	heartbeat time.Duration
 	conn      net.Conn      // watched for a client that hung up
 	streams   *atomic.Int64 // the open-streams gauge
-	gone      func()        // called when the client is found gone; nil: nothing to do
+	gone      func()        // called once when the client is found gone; nil: nothing to do
 	src       eventSource
 	out       frameWriter
 
-	beat *time.Ticker // the heartbeat, restarted by every written frame
-	over bool         // the terminal event was sent, or a write failed
+	frames   frameBuffer // rendered frames not yet written
+	off      int         // how much of frames Read has handed out
+	end      error       // why the stream ended: io.EOF, or errClientGone (Read)
+	started  bool
+	finished bool
+	beat     *time.Ticker // the heartbeat, restarted by every written frame
+	watch    *time.Ticker // the hung-up client watcher
+	shutdown <-chan struct{}
+	over     bool // the terminal event was rendered, or the client left
+	left     bool // the client was found gone
 }
+
+var (
+	_ fasthttp.BodyWriterTo        = (*streamLoop)(nil)
+	_ fasthttp.ReadCloserWithError = (*streamLoop)(nil)
+)
 
 // serveStream answers c with src's events, written by out. gone (may be nil) is called once
 // when the client is found to have left (a failed write, or the watcher); it is how a
@@ -94,75 +125,158 @@ func (s *Server) serveStream(c *fiber.Ctx, src eventSource, out frameWriter, gon
 		base: s.ctx, heartbeat: s.cfg.Heartbeat, conn: c.Context().Conn(), streams: &s.openStreams,
 		gone: gone, src: src, out: out,
 	}
-	c.Context().SetBodyStreamWriter(l.run)
+	c.Context().Response.SetBodyStream(l, -1)
 }
 
-// run writes the response body: the opening frame, then the source's events until the terminal
-// one, until the client leaves, or until shutdown ends the stream.
-func (l *streamLoop) run(w *bufio.Writer) {
-	l.streams.Add(1)
-	defer l.streams.Add(-1)
-	defer l.src.close()
-	if l.out.open(w) != nil {
-		l.left()
-		return
-	}
-	l.beat = time.NewTicker(l.heartbeat)
-	defer l.beat.Stop()
-	watch := time.NewTicker(watchInterval)
-	defer watch.Stop()
-	if !l.read(false) {
-		return
-	}
-	shutdown := l.base.Done()
+// SupportsBodyWriteTo lets fasthttp write the body with WriteTo.
+func (l *streamLoop) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo writes the stream to w (fasthttp's chunk writer) until the terminal event, until the
+// client leaves, or until shutdown ends the stream.
+func (l *streamLoop) WriteTo(w io.Writer) (int64, error) {
+	var n int64
 	for {
-		select {
-		case <-l.src.ready():
-			if !l.read(false) {
-				return
+		err := l.next()
+		if len(l.frames.b) > 0 {
+			m, werr := w.Write(l.frames.b)
+			n += int64(m)
+			l.sent()
+			if werr != nil {
+				l.hungUp()
+				return n, werr
 			}
-		case <-l.src.poll():
-			if !l.read(true) {
-				return
-			}
-		case <-l.beat.C:
-			if l.out.ping() != nil {
-				l.left()
-				return
-			}
-		case <-watch.C:
-			if peerClosed(l.conn) {
-				l.left()
-				return
-			}
-		case <-shutdown:
-			shutdown = nil
-			if l.src.shutdown() {
-				l.cut()
-				return
-			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
 		}
 	}
 }
 
-// read writes the source's waiting events; false when the stream is over.
-func (l *streamLoop) read(polled bool) bool {
-	if l.src.read(l.send, polled) {
-		return true
+// Read hands out the stream's bytes; a consumer other than fasthttp's chunk writer (which uses
+// WriteTo) gets the same stream.
+func (l *streamLoop) Read(p []byte) (int, error) {
+	for l.off == len(l.frames.b) {
+		l.sent()
+		if l.end != nil {
+			return 0, l.end
+		}
+		l.end = l.next()
 	}
-	if !l.over {
-		l.cut() // the run's events ended without their terminal event
-	}
-	return false
+	n := copy(p, l.frames.b[l.off:])
+	l.off += n
+	return n, nil
 }
 
-// send writes one event; false when the stream is over (the terminal event, or a failed write).
+// CloseWithError ends the stream: fasthttp calls it once the body is written or abandoned
+// (err is the write error, if any; a stream that never started is closed too).
+func (l *streamLoop) CloseWithError(err error) error {
+	if err != nil || !l.over || l.off < len(l.frames.b) {
+		l.hungUp() // the client did not get the whole stream
+	}
+	l.finish()
+	return nil
+}
+
+// sent forgets frames that were written.
+func (l *streamLoop) sent() {
+	if cap(l.frames.b) > maxKeptFrames {
+		l.frames.b = nil
+	} else {
+		l.frames.b = l.frames.b[:0]
+	}
+	l.off = 0
+}
+
+// next renders the next frames into l.frames, waiting until there are some: the opening frame,
+// then the source's events, heartbeats and the cut at shutdown. It returns io.EOF after the
+// last frames, errClientGone when the client hung up.
+func (l *streamLoop) next() error {
+	if !l.started {
+		l.start()
+		if l.out.open(&l.frames) != nil {
+			return l.stop(errClientGone)
+		}
+		l.read(false)
+	}
+	for len(l.frames.b) == 0 && !l.over {
+		select {
+		case <-l.src.ready():
+			l.read(false)
+		case <-l.src.poll():
+			l.read(true)
+		case <-l.beat.C:
+			if l.out.ping() != nil {
+				l.over = true
+			}
+		case <-l.watch.C:
+			if peerClosed(l.conn) {
+				l.hungUp()
+			}
+		case <-l.shutdown:
+			l.shutdown = nil
+			if l.src.shutdown() {
+				l.cut()
+			}
+		}
+	}
+	if l.left {
+		return l.stop(errClientGone)
+	}
+	if l.over {
+		return l.stop(io.EOF)
+	}
+	return nil
+}
+
+// start opens the stream's resources; finish releases them.
+func (l *streamLoop) start() {
+	l.started = true
+	l.streams.Add(1)
+	l.beat = time.NewTicker(l.heartbeat)
+	l.watch = time.NewTicker(watchInterval)
+	l.shutdown = l.base.Done()
+}
+
+// stop releases the stream's resources early (the frames rendered last are still written) and
+// returns err.
+func (l *streamLoop) stop(err error) error {
+	l.over = true
+	l.finish()
+	return err
+}
+
+// finish releases the stream's resources, once.
+func (l *streamLoop) finish() {
+	if l.finished {
+		return
+	}
+	l.finished = true
+	l.over = true
+	if l.started {
+		l.beat.Stop()
+		l.watch.Stop()
+		l.streams.Add(-1)
+	}
+	l.src.close()
+}
+
+// read renders the source's waiting events.
+func (l *streamLoop) read(polled bool) {
+	if !l.src.read(l.send, polled) && !l.over {
+		l.cut() // the run's events ended without their terminal event
+	}
+}
+
+// send renders one event; false when the stream is over (the terminal event, or a frame that
+// cannot be rendered, which ends the stream as if the client had left).
 func (l *streamLoop) send(ev stream.Event) bool {
 	wrote, err := l.out.event(ev)
 	switch {
 	case err != nil:
-		l.left()
-		l.over = true
+		l.hungUp() // the client cannot get the run's events any more
 	case ev.Type.Terminal():
 		l.over = true
 	case wrote:
@@ -173,13 +287,16 @@ func (l *streamLoop) send(ev stream.Event) bool {
 
 // cut ends the stream with the writer's terminal frame for runs whose events stopped short.
 func (l *streamLoop) cut() {
-	if l.out.cut(l.src.last(), l.base.Err() != nil) != nil {
-		l.left()
-	}
+	_ = l.out.cut(l.src.last(), l.base.Err() != nil)
+	l.over = true
 }
 
-// left reports the client gone.
-func (l *streamLoop) left() {
+// hungUp reports the client gone, once.
+func (l *streamLoop) hungUp() {
+	if l.left {
+		return
+	}
+	l.left, l.over = true, true
 	if l.gone != nil {
 		l.gone()
 	}
@@ -193,7 +310,7 @@ type sseFrames struct {
 }
 
 // open starts the stream with the reconnection delay.
-func (f *sseFrames) open(w *bufio.Writer) error {
+func (f *sseFrames) open(w stream.Flusher) error {
 	f.sw = stream.NewWriter(w)
 	return f.sw.Retry(f.retry)
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // Flusher is the destination of a Writer: a buffered writer whose Flush pushes the bytes to the
-// client. *bufio.Writer (what fasthttp's SetBodyStreamWriter hands out) satisfies it.
+// client. *bufio.Writer satisfies it; the server's stream loop hands a buffer that collects
+// frames and sends those that are ready as one HTTP chunk.
 type Flusher interface {
 	io.Writer
 	Flush() error

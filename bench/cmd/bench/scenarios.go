@@ -285,6 +285,7 @@ type openRow struct {
 	PlateauMiB      float64 `json:"plateau_rss_mib"`
 	PerStreamKiB    float64 `json:"rss_per_stream_kib"`
 	HeapPerStreamKB float64 `json:"heap_inuse_per_stream_kib"`
+	StackPerStream  float64 `json:"stack_inuse_per_stream_kib"`
 	Goroutines      float64 `json:"goroutines_per_stream"`
 	HoldSeconds     float64 `json:"hold_seconds"`
 	Heartbeat       string  `json:"heartbeat"`
@@ -377,6 +378,7 @@ func (b *bench) openStreams(ctx context.Context, g *gateway, n int, openRate flo
 	row.PlateauMiB = round(float64(memKB(g.p.pid(), "VmRSS"))/1024, 1)
 	row.PerStreamKiB = round((row.PlateauMiB-row.BaselineMiB)*1024/float64(n), 2)
 	row.HeapPerStreamKB = round((plateau["go_memstats_heap_inuse_bytes"]-base["go_memstats_heap_inuse_bytes"])/1024/float64(n), 2)
+	row.StackPerStream = round((plateau["go_memstats_stack_inuse_bytes"]-base["go_memstats_stack_inuse_bytes"])/1024/float64(n), 2)
 	row.Goroutines = round((plateau["go_goroutines"]-base["go_goroutines"])/float64(n), 2)
 	if b.profile {
 		path := filepath.Join(b.outDir, "heap-open-"+strconv.Itoa(n)+".pprof")
