@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,7 +18,6 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/param"
-	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/agentgate/agentgate/stream"
@@ -185,17 +185,17 @@ func (m *Models) For(provider, baseURL, apiKey string) (Model, error) {
 	if len(m.cache) >= maxCachedClients {
 		clear(m.cache)
 	}
-	// A bare ChatCompletionService, not openai.NewClient: the client would read OPENAI_*
-	// variables and could send the OpenAI key to another provider.
+	// A bare Client, not openai.NewClient: NewClient would read OPENAI_* variables and
+	// could send the OpenAI key to another provider.
 	c := &openAIModel{
 		apiKey: apiKey,
-		chat: openai.NewChatCompletionService(
+		client: &openai.Client{Options: []option.RequestOption{
 			option.WithBaseURL(baseURL),
 			option.WithAPIKey(apiKey),
 			option.WithHTTPClient(m.httpClient),
 			option.WithMaxRetries(m.retries),
 			option.WithMaxRetryDelay(m.retryDelay),
-		),
+		}},
 	}
 	m.cache[key] = c
 	return c, nil
@@ -203,63 +203,76 @@ func (m *Models) For(provider, baseURL, apiKey string) (Model, error) {
 
 // openAIModel is a Model reached through an OpenAI-compatible chat-completions API.
 type openAIModel struct {
-	chat   openai.ChatCompletionService
-	apiKey string // only to redact it from upstream messages
+	client *openai.Client // only Post is used; its services are left zero
+	apiKey string         // only to redact it from upstream messages
 }
 
 var _ Model = (*openAIModel)(nil)
 
 // Complete streams one chat completion. See Model.
 //
-// Retries (429/5xx/connection errors) happen inside openai-go before the stream starts;
-// nothing is retried once the response has begun. When the provider sends no usage (the
-// stream broke, or it ignores include_usage), the usage is estimated: input ≈ prompt
-// characters / 4, output = content and tool-argument deltas received (about one token
-// each).
+// openai-go sends the request: it retries 429/5xx/connection errors before the stream
+// starts and turns a non-2xx answer into *openai.Error; nothing is retried once the
+// response has begun. The body is read by chunkStream (chunks.go), not by openai-go's
+// reflective decoder. When the provider sends no usage (the stream broke, or it ignores
+// include_usage), the usage is estimated: input ≈ prompt characters / 4, output = content
+// and tool-argument deltas received (about one token each).
 func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(delta string)) (Response, error) {
 	if ctx.Err() != nil {
 		return Response{}, context.Cause(ctx)
 	}
-	s := m.chat.NewStreaming(ctx, buildParams(req))
-	defer s.Close()
-
 	var (
 		resp      Response
 		content   strings.Builder
 		calls     callAssembler
 		deltas    int64
 		usageSeen bool
+		httpResp  *http.Response
 	)
-	for s.Next() {
-		chunk := s.Current()
-		if chunk.JSON.Usage.Valid() {
-			resp.TokensInput = chunk.Usage.PromptTokens
-			resp.TokensOutput = chunk.Usage.CompletionTokens
-			usageSeen = true
-		}
-		for i := range chunk.Choices {
-			ch := &chunk.Choices[i]
-			if ch.Index != 0 {
-				continue // n is never set, so only choice 0 exists
+	// With a **http.Response result, Post returns the response unread (and reads and
+	// closes the body of a non-2xx one for its *openai.Error).
+	err := m.client.Post(ctx, "chat/completions", buildParams(req), &httpResp, option.WithJSONSet("stream", true))
+	if httpResp != nil && httpResp.Body != nil {
+		defer httpResp.Body.Close()
+	}
+	if err == nil {
+		s := newChunkStream(httpResp.Body)
+		var c chunk
+		for {
+			if err = s.next(&c); err != nil {
+				break
 			}
-			if d := ch.Delta.Content; d != "" {
-				content.WriteString(d)
-				deltas++
-				if onDelta != nil {
-					onDelta(d)
+			if c.usageValid {
+				resp.TokensInput = c.usage.prompt
+				resp.TokensOutput = c.usage.completion
+				usageSeen = true
+			}
+			for i := range c.choices {
+				ch := &c.choices[i]
+				if ch.index != 0 {
+					continue // n is never set, so only choice 0 exists
 				}
-			}
-			for _, tc := range ch.Delta.ToolCalls {
-				if calls.add(tc) {
+				if d := ch.content; d != "" {
+					content.WriteString(d)
 					deltas++
+					if onDelta != nil {
+						onDelta(d)
+					}
+				}
+				for j := range ch.toolCalls {
+					if calls.add(&ch.toolCalls[j]) {
+						deltas++
+					}
+				}
+				if ch.finishReason != "" {
+					resp.FinishReason = ch.finishReason
 				}
 			}
-			if ch.FinishReason != "" {
-				resp.FinishReason = ch.FinishReason
-			}
+		}
+		if err == io.EOF {
+			err = nil
 		}
 	}
-	err := s.Err()
 	resp.Content = content.String()
 	resp.ToolCalls = calls.result()
 	if !usageSeen && (deltas > 0 || (err == nil && ctx.Err() == nil)) {
@@ -290,16 +303,21 @@ func (m *openAIModel) upstreamError(err error, streamed bool) error {
 		}
 		return stream.Errorf(stream.CodeLLM, "upstream answered %d: %s", apiErr.StatusCode, m.safe(msg))
 	}
-	var sErr *ssestream.StreamError
-	if errors.As(err, &sErr) {
+	var evErr *streamEventError
+	if errors.As(err, &evErr) {
 		var body struct {
 			Error struct {
 				Message string `json:"message"`
 			} `json:"error"`
+			Message string `json:"message"` // an "error" event may carry it at the top
 		}
 		msg := "error event"
-		if json.Unmarshal(sErr.Event.Data, &body) == nil && body.Error.Message != "" {
-			msg = body.Error.Message
+		if json.Unmarshal(evErr.data, &body) == nil {
+			if body.Error.Message != "" {
+				msg = body.Error.Message
+			} else if body.Message != "" {
+				msg = body.Message
+			}
 		}
 		return stream.Errorf(stream.CodeLLM, "upstream stream failed: %s", m.safe(msg))
 	}
@@ -311,8 +329,7 @@ func (m *openAIModel) upstreamError(err error, streamed bool) error {
 	if !streamed && errors.As(err, &netErr) {
 		return stream.Errorf(stream.CodeLLM, "upstream unreachable: %s", m.safe(err.Error()))
 	}
-	var synErr *json.SyntaxError
-	if errors.As(err, &synErr) {
+	if errors.Is(err, errInvalidChunk) {
 		return stream.Errorf(stream.CodeLLM, "upstream sent an invalid stream chunk")
 	}
 	if streamed {
@@ -373,24 +390,24 @@ type assembling struct {
 }
 
 // add merges one delta; it reports whether the delta carried argument text.
-func (a *callAssembler) add(tc openai.ChatCompletionChunkChoiceDeltaToolCall) bool {
+func (a *callAssembler) add(tc *toolCallDelta) bool {
 	if a.byIdx == nil {
 		a.byIdx = make(map[int64]*assembling)
 	}
-	cur := a.byIdx[tc.Index]
-	if cur == nil || (tc.ID != "" && cur.call.ID != "" && tc.ID != cur.call.ID) {
-		cur = &assembling{index: tc.Index, seq: len(a.calls)}
+	cur := a.byIdx[tc.index]
+	if cur == nil || (tc.id != "" && cur.call.ID != "" && tc.id != cur.call.ID) {
+		cur = &assembling{index: tc.index, seq: len(a.calls)}
 		a.calls = append(a.calls, cur)
-		a.byIdx[tc.Index] = cur
+		a.byIdx[tc.index] = cur
 	}
 	if cur.call.ID == "" {
-		cur.call.ID = tc.ID
+		cur.call.ID = tc.id
 	}
 	if cur.call.Name == "" {
-		cur.call.Name = tc.Function.Name
+		cur.call.Name = tc.name
 	}
-	cur.args.WriteString(tc.Function.Arguments)
-	return tc.Function.Arguments != ""
+	cur.args.WriteString(tc.arguments)
+	return tc.arguments != ""
 }
 
 // result returns the calls ordered by index (then arrival); missing ids are generated.

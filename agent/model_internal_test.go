@@ -3,27 +3,22 @@ package agent
 import (
 	"fmt"
 	"testing"
-
-	"github.com/openai/openai-go/v3"
 )
 
-func delta(index int64, id, name, args string) openai.ChatCompletionChunkChoiceDeltaToolCall {
-	d := openai.ChatCompletionChunkChoiceDeltaToolCall{Index: index, ID: id}
-	d.Function.Name = name
-	d.Function.Arguments = args
-	return d
+func delta(index int64, id, name, args string) toolCallDelta {
+	return toolCallDelta{index: index, id: id, name: name, arguments: args}
 }
 
 func TestCallAssembler(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
-		deltas []openai.ChatCompletionChunkChoiceDeltaToolCall
+		deltas []toolCallDelta
 		want   []ToolCall
 	}{
 		{
 			name: "interleaved indexes, ordered by index",
-			deltas: []openai.ChatCompletionChunkChoiceDeltaToolCall{
+			deltas: []toolCallDelta{
 				delta(1, "b", "two", ""), delta(0, "a", "one", `{"x"`),
 				delta(1, "", "", `{}`), delta(0, "", "", `:1}`),
 			},
@@ -31,21 +26,21 @@ func TestCallAssembler(t *testing.T) {
 		},
 		{
 			name: "name and id repeated in every chunk",
-			deltas: []openai.ChatCompletionChunkChoiceDeltaToolCall{
+			deltas: []toolCallDelta{
 				delta(0, "a", "one", `{"q":`), delta(0, "a", "one", `"v"}`),
 			},
 			want: []ToolCall{{ID: "a", Name: "one", Arguments: `{"q":"v"}`}},
 		},
 		{
 			name: "every call at index 0 with its own id",
-			deltas: []openai.ChatCompletionChunkChoiceDeltaToolCall{
+			deltas: []toolCallDelta{
 				delta(0, "a", "one", `{}`), delta(0, "b", "two", `{"k":`), delta(0, "", "", `2}`),
 			},
 			want: []ToolCall{{ID: "a", Name: "one", Arguments: `{}`}, {ID: "b", Name: "two", Arguments: `{"k":2}`}},
 		},
 		{
 			name:   "missing id is generated",
-			deltas: []openai.ChatCompletionChunkChoiceDeltaToolCall{delta(0, "", "one", `{}`)},
+			deltas: []toolCallDelta{delta(0, "", "one", `{}`)},
 			want:   []ToolCall{{ID: "call_1", Name: "one", Arguments: `{}`}},
 		},
 	}
@@ -53,8 +48,8 @@ func TestCallAssembler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var a callAssembler
-			for _, d := range tt.deltas {
-				a.add(d)
+			for i := range tt.deltas {
+				a.add(&tt.deltas[i])
 			}
 			if got := a.result(); fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
