@@ -231,7 +231,7 @@ func TestDecoderCandidates(t *testing.T) {
 // completeOpenAIGo is Complete as it was before chunks.go (openai-go's NewStreaming and
 // ssestream), kept here only to benchmark against; errors are returned unmapped.
 func completeOpenAIGo(ctx context.Context, chat *openai.ChatCompletionService, req Request, onDelta func(string)) (Response, error) {
-	s := chat.NewStreaming(ctx, buildParams(req))
+	s := chat.NewStreaming(ctx, sdkParams(req))
 	defer s.Close()
 	var (
 		resp      Response
@@ -303,7 +303,7 @@ func BenchmarkCompletePaths(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var r *http.Response
-			if err := m.client.Post(ctx, "chat/completions", buildParams(req), &r, option.WithJSONSet("stream", true)); err != nil {
+			if err := m.client.Post(ctx, "chat/completions", sdkParams(req), &r, option.WithJSONSet("stream", true)); err != nil {
 				b.Fatal(err)
 			}
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -346,7 +346,7 @@ func BenchmarkOpenStreams(b *testing.B) {
 	paths := map[string]func(ctx context.Context, delta func(string)){
 		"http": func(ctx context.Context, delta func(string)) {
 			var r *http.Response
-			if err := m.client.Post(ctx, "chat/completions", buildParams(req), &r, option.WithJSONSet("stream", true)); err != nil {
+			if err := m.client.Post(ctx, "chat/completions", sdkParams(req), &r, option.WithJSONSet("stream", true)); err != nil {
 				return
 			}
 			defer r.Body.Close()

@@ -17,8 +17,6 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	"github.com/openai/openai-go/v3/packages/param"
-	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/agentgate/agentgate/stream"
 )
@@ -227,16 +225,13 @@ func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(de
 		calls     callAssembler
 		deltas    int64
 		usageSeen bool
-		httpResp  *http.Response
 	)
-	// With a **http.Response result, Post returns the response unread (and reads and
-	// closes the body of a non-2xx one for its *openai.Error).
-	err := m.client.Post(ctx, "chat/completions", buildParams(req), &httpResp, option.WithJSONSet("stream", true))
-	if httpResp != nil && httpResp.Body != nil {
-		defer httpResp.Body.Close()
+	body, err := m.send(ctx, req)
+	if body != nil {
+		defer body.Close()
 	}
 	if err == nil {
-		s := newChunkStream(httpResp.Body)
+		s := newChunkStream(body)
 		var c chunk
 		for {
 			if err = s.next(&c); err != nil {
@@ -291,6 +286,27 @@ func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(de
 		return resp, m.upstreamError(err, deltas > 0)
 	}
 	return resp, stream.Errorf(stream.CodeLLM, "upstream stream ended before the answer was complete")
+}
+
+// send posts the streaming request and returns the response body to read (close it when
+// not nil). It is its own function so that its stack frame (openai-go's request machinery)
+// is gone while Complete waits on the stream: an open stream's goroutine stays small.
+//
+//go:noinline
+func (m *openAIModel) send(ctx context.Context, req Request) (io.ReadCloser, error) {
+	payload, err := requestBody(req)
+	if err != nil {
+		return nil, err
+	}
+	// With a **http.Response result, Post returns the response unread (and reads and
+	// closes the body of a non-2xx one for its *openai.Error). A []byte body is sent as it is
+	// (and replayed on retries).
+	var httpResp *http.Response
+	err = m.client.Post(ctx, "chat/completions", payload, &httpResp)
+	if httpResp == nil {
+		return nil, err
+	}
+	return httpResp.Body, err
 }
 
 // upstreamError maps an SDK or transport error to a caller-safe LLM_ERROR.
@@ -435,107 +451,6 @@ func (a *callAssembler) result() []ToolCall {
 		out = append(out, tc)
 	}
 	return out
-}
-
-// buildParams maps a Request to the chat-completions parameters.
-func buildParams(req Request) openai.ChatCompletionNewParams {
-	p := openai.ChatCompletionNewParams{
-		Model:         shared.ChatModel(req.Model),
-		Messages:      make([]openai.ChatCompletionMessageParamUnion, 0, len(req.Messages)),
-		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
-	}
-	for _, msg := range req.Messages {
-		p.Messages = append(p.Messages, messageParam(msg))
-	}
-	for _, t := range req.Tools {
-		fd := shared.FunctionDefinitionParam{Name: t.Name, Parameters: toolParameters(t.Parameters)}
-		if t.Description != "" {
-			fd.Description = openai.String(t.Description)
-		}
-		p.Tools = append(p.Tools, openai.ChatCompletionFunctionTool(fd))
-	}
-	// OpenAI's reasoning models refuse max_tokens and temperature; every other
-	// OpenAI-compatible server understands max_tokens (not all know max_completion_tokens).
-	reasoning := isReasoningModel(req.Model)
-	if req.MaxTokens > 0 {
-		if reasoning {
-			p.MaxCompletionTokens = openai.Int(int64(req.MaxTokens))
-		} else {
-			p.MaxTokens = openai.Int(int64(req.MaxTokens))
-		}
-	}
-	if !reasoning {
-		p.Temperature = openai.Float(req.Temperature)
-	}
-	switch req.Format {
-	case FormatJSONObject:
-		p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
-	case FormatJSONSchema:
-		if len(req.Schema) == 0 || !json.Valid(req.Schema) {
-			p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
-			break
-		}
-		p.ResponseFormat.OfJSONSchema = &shared.ResponseFormatJSONSchemaParam{
-			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
-				Name:   "output",
-				Strict: openai.Bool(false),
-				Schema: req.Schema,
-			},
-		}
-	}
-	return p
-}
-
-func messageParam(msg Message) openai.ChatCompletionMessageParamUnion {
-	switch msg.Role {
-	case RoleSystem:
-		return openai.SystemMessage(msg.Content)
-	case RoleAssistant:
-		var a openai.ChatCompletionAssistantMessageParam
-		if msg.Content != "" || len(msg.ToolCalls) == 0 {
-			a.Content.OfString = param.NewOpt(msg.Content)
-		}
-		for _, tc := range msg.ToolCalls {
-			args := tc.Arguments
-			if args == "" {
-				args = "{}"
-			}
-			a.ToolCalls = append(a.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{
-				OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
-					ID:       tc.ID,
-					Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: tc.Name, Arguments: args},
-				},
-			})
-		}
-		return openai.ChatCompletionMessageParamUnion{OfAssistant: &a}
-	case RoleTool:
-		return openai.ToolMessage(msg.Content, msg.ToolCallID)
-	default:
-		return openai.UserMessage(msg.Content)
-	}
-}
-
-// toolParameters decodes a tool's JSON Schema; a missing or unusable one becomes the empty
-// object schema, which every provider accepts.
-func toolParameters(raw json.RawMessage) shared.FunctionParameters {
-	var params map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &params); err != nil {
-			params = nil
-		}
-	}
-	if params == nil {
-		params = map[string]any{}
-	}
-	if _, ok := params["type"]; !ok {
-		params["type"] = "object"
-	}
-	if params["type"] == "object" {
-		if _, ok := params["properties"]; !ok {
-			params["properties"] = map[string]any{}
-		}
-	}
-	return params
 }
 
 // isReasoningModel reports OpenAI reasoning models (o1, o3, o4-mini, gpt-5 …), which take
