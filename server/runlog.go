@@ -26,6 +26,8 @@ type runLog struct {
 	// channel (its record is finished by Shutdown instead).
 	mu     sync.RWMutex
 	closed bool
+
+	lingerTimer *time.Timer // the writer's; stopped when not lingering
 }
 
 type logItem struct {
@@ -41,8 +43,14 @@ const logQueue = 8192
 // maxBatch bounds one write transaction.
 const maxBatch = 512
 
+// linger is how long the writer waits for more records before writing a batch that no reader
+// waits on (see sync). Records reach the database at most this much later.
+const linger = 2 * time.Millisecond
+
 func newRunLog(store *db.Store, log *slog.Logger, retention time.Duration) *runLog {
 	l := &runLog{store: store, log: log, ch: make(chan logItem, logQueue), done: make(chan struct{}), retention: retention}
+	l.lingerTimer = time.NewTimer(time.Hour)
+	l.lingerTimer.Stop()
 	go l.loop()
 	return l
 }
@@ -142,7 +150,8 @@ func (l *runLog) batch(first logItem) {
 	}
 	add(first)
 	closed := false
-	for n := 1; n < maxBatch && !closed; n++ {
+	n := 1
+	for ; n < maxBatch && !closed; n++ {
 		select {
 		case it, ok := <-l.ch:
 			if !ok {
@@ -153,6 +162,28 @@ func (l *runLog) batch(first logItem) {
 		default:
 			n = maxBatch
 		}
+	}
+	// Nobody waits on this batch: linger for more, so that a fast run's start and finish
+	// meet (and are written once) and transactions are fewer.
+	if len(barriers) == 0 && !closed && len(runs)+len(events) < maxBatch {
+		l.lingerTimer.Reset(linger)
+	wait:
+		for n := len(runs) + len(events); n < maxBatch; n++ {
+			select {
+			case it, ok := <-l.ch:
+				if !ok {
+					closed = true
+					break wait
+				}
+				add(it)
+				if it.barrier != nil {
+					break wait
+				}
+			case <-l.lingerTimer.C:
+				break wait
+			}
+		}
+		l.lingerTimer.Stop()
 	}
 	// Events first: a finished run's record must not be visible before its replay log.
 	if len(events) > 0 {
