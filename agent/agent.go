@@ -75,8 +75,11 @@ const DefaultToolResultLimit = 64 << 10
 // event (done or error), then returns. ctx bounds the run: its cause decides how a cancelled
 // run ends — a *stream.Error cause (e.g. TIMEOUT, UNAVAILABLE) is reported as that error, any
 // other cause as cancelled.
-func Run(ctx context.Context, spec Spec, emit Emit) Outcome {
-	r := &run{spec: spec, emit: emit, start: time.Now()}
+//
+// spec is copied: the caller may reuse it. It is a pointer so that the long-lived stack of a
+// run stays small while it waits on the model.
+func Run(ctx context.Context, spec *Spec, emit Emit) Outcome {
+	r := &run{spec: *spec, emit: emit, start: time.Now()}
 	if r.spec.ToolResultLimit <= 0 {
 		r.spec.ToolResultLimit = DefaultToolResultLimit
 	}
@@ -111,32 +114,12 @@ func (r *run) thinking(status, msg string, iteration int) {
 func (r *run) loop(ctx context.Context) error {
 	r.thinking(stream.StatusStarting, "Starting run", 0)
 
-	var tools []ToolSpec
-	if r.spec.Tools != nil {
-		r.thinking(stream.StatusLoadingTools, "Loading tools", 0)
-		list, warnings, err := r.spec.Tools.List(ctx)
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		if err != nil {
-			warnings = append(warnings, "tools unavailable: "+err.Error())
-			list = nil
-		}
-		msg := fmt.Sprintf("%d tools loaded", len(list))
-		if len(list) == 1 {
-			msg = "1 tool loaded"
-		}
-		if len(warnings) > 0 {
-			msg += "; " + strings.Join(warnings, "; ")
-		}
-		tools = list
-		r.thinking(stream.StatusToolsLoaded, msg, 0)
+	tools, err := r.loadTools(ctx)
+	if err != nil {
+		return err
 	}
 
-	msgs := []Message{
-		{Role: RoleSystem, Content: r.spec.SystemPrompt + r.spec.Format.Instruction()},
-		{Role: RoleUser, Content: r.spec.Input},
-	}
+	msgs := r.firstMessages()
 	spent := 0
 	retried := false
 	for {
@@ -149,13 +132,8 @@ func (r *run) loop(ctx context.Context) error {
 			return err
 		}
 		if len(resp.ToolCalls) > 0 && len(offer) > 0 {
-			msgs = append(msgs, Message{Role: RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
-			results := r.runTools(ctx, resp.ToolCalls, r.spec.MaxToolCalls-spent)
-			if err := ctx.Err(); err != nil {
+			if msgs, err = r.toolTurn(ctx, msgs, &resp, spent); err != nil {
 				return err
-			}
-			for i, tc := range resp.ToolCalls {
-				msgs = append(msgs, Message{Role: RoleTool, ToolCallID: tc.ID, Content: results[i]})
 			}
 			spent += min(len(resp.ToolCalls), r.spec.MaxToolCalls-spent)
 			continue
@@ -174,14 +152,77 @@ func (r *run) loop(ctx context.Context) error {
 			return stream.Errorf(stream.CodeValidation, "%s", perr.Error())
 		}
 		retried = true
-		r.thinking(stream.StatusLLMCall, "Retrying: "+perr.Error(), r.iterations+1)
-		r.output.Reset()
-		msgs = append(msgs,
-			Message{Role: RoleAssistant, Content: resp.Content},
-			Message{Role: RoleUser, Content: "Your previous answer was rejected: " + perr.Error() +
-				". Answer again with valid JSON only, no prose and no code fences."})
+		msgs = r.correction(msgs, resp.Content, perr)
 		tools = nil // the correction is about format, not facts
 	}
+}
+
+// The loop's less common steps are methods of their own: their locals would otherwise sit in
+// the loop's stack frame for as long as the run waits on the model.
+
+// loadTools lists the workspace's tools (none without a workspace), reporting progress.
+//
+//go:noinline
+func (r *run) loadTools(ctx context.Context) ([]ToolSpec, error) {
+	if r.spec.Tools == nil {
+		return nil, nil
+	}
+	r.thinking(stream.StatusLoadingTools, "Loading tools", 0)
+	list, warnings, err := r.spec.Tools.List(ctx)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, ctxErr
+	}
+	if err != nil {
+		warnings = append(warnings, "tools unavailable: "+err.Error())
+		list = nil
+	}
+	msg := fmt.Sprintf("%d tools loaded", len(list))
+	if len(list) == 1 {
+		msg = "1 tool loaded"
+	}
+	if len(warnings) > 0 {
+		msg += "; " + strings.Join(warnings, "; ")
+	}
+	r.thinking(stream.StatusToolsLoaded, msg, 0)
+	return list, nil
+}
+
+// firstMessages is the prompt of the first model call.
+//
+//go:noinline
+func (r *run) firstMessages() []Message {
+	return []Message{
+		{Role: RoleSystem, Content: r.spec.SystemPrompt + r.spec.Format.Instruction()},
+		{Role: RoleUser, Content: r.spec.Input},
+	}
+}
+
+// toolTurn runs the tool calls of resp (within what is left of the budget) and returns the
+// messages with the assistant's calls and their results appended.
+//
+//go:noinline
+func (r *run) toolTurn(ctx context.Context, msgs []Message, resp *Response, spent int) ([]Message, error) {
+	msgs = append(msgs, Message{Role: RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
+	results := r.runTools(ctx, resp.ToolCalls, r.spec.MaxToolCalls-spent)
+	if err := ctx.Err(); err != nil {
+		return msgs, err
+	}
+	for i, tc := range resp.ToolCalls {
+		msgs = append(msgs, Message{Role: RoleTool, ToolCallID: tc.ID, Content: results[i]})
+	}
+	return msgs, nil
+}
+
+// correction asks the model once more for valid JSON after perr rejected its answer.
+//
+//go:noinline
+func (r *run) correction(msgs []Message, answer string, perr error) []Message {
+	r.thinking(stream.StatusLLMCall, "Retrying: "+perr.Error(), r.iterations+1)
+	r.output.Reset()
+	return append(msgs,
+		Message{Role: RoleAssistant, Content: answer},
+		Message{Role: RoleUser, Content: "Your previous answer was rejected: " + perr.Error() +
+			". Answer again with valid JSON only, no prose and no code fences."})
 }
 
 // call makes one model call (one iteration), streaming its text as token events.

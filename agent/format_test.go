@@ -49,7 +49,7 @@ func runFormat(tb testing.TB, format *agent.Format, replies ...llmtest.Reply) fo
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var fr formatRun
-	fr.out = agent.Run(ctx, agent.Spec{
+	fr.out = agent.Run(ctx, &agent.Spec{
 		RunID: "run_format", Model: mustModel(tb, llm), ModelName: "gpt-4o-mini",
 		SystemPrompt: formatPrompt, Input: formatInput, MaxTokens: 256, Temperature: 0.3,
 		Format: format, MaxToolCalls: 3,

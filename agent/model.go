@@ -219,60 +219,76 @@ func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(de
 	if ctx.Err() != nil {
 		return Response{}, context.Cause(ctx)
 	}
-	var (
-		resp      Response
-		content   strings.Builder
-		calls     callAssembler
-		deltas    int64
-		usageSeen bool
-	)
 	body, err := m.send(ctx, req)
 	if body != nil {
 		defer body.Close()
 	}
+	var c completion
 	if err == nil {
-		s := newChunkStream(body)
-		var c chunk
-		for {
-			if err = s.next(&c); err != nil {
-				break
+		err = c.read(body, onDelta)
+	}
+	return m.result(ctx, &req, &c, err)
+}
+
+// completion is what one streamed completion has delivered so far.
+type completion struct {
+	resp      Response
+	content   strings.Builder
+	calls     callAssembler
+	deltas    int64 // content and tool-argument deltas received
+	usageSeen bool
+}
+
+// read reads the stream's chunks into c until [DONE], the end of the body or an error.
+func (c *completion) read(body io.Reader, onDelta func(delta string)) error {
+	s := newChunkStream(body)
+	var ck chunk
+	for {
+		if err := s.next(&ck); err != nil {
+			if err == io.EOF {
+				return nil
 			}
-			if c.usageValid {
-				resp.TokensInput = c.usage.prompt
-				resp.TokensOutput = c.usage.completion
-				usageSeen = true
-			}
-			for i := range c.choices {
-				ch := &c.choices[i]
-				if ch.index != 0 {
-					continue // n is never set, so only choice 0 exists
-				}
-				if d := ch.content; d != "" {
-					content.WriteString(d)
-					deltas++
-					if onDelta != nil {
-						onDelta(d)
-					}
-				}
-				for j := range ch.toolCalls {
-					if calls.add(&ch.toolCalls[j]) {
-						deltas++
-					}
-				}
-				if ch.finishReason != "" {
-					resp.FinishReason = ch.finishReason
-				}
-			}
+			return err
 		}
-		if err == io.EOF {
-			err = nil
+		if ck.usageValid {
+			c.resp.TokensInput = ck.usage.prompt
+			c.resp.TokensOutput = ck.usage.completion
+			c.usageSeen = true
+		}
+		for i := range ck.choices {
+			ch := &ck.choices[i]
+			if ch.index != 0 {
+				continue // n is never set, so only choice 0 exists
+			}
+			if d := ch.content; d != "" {
+				c.content.WriteString(d)
+				c.deltas++
+				if onDelta != nil {
+					onDelta(d)
+				}
+			}
+			for j := range ch.toolCalls {
+				if c.calls.add(&ch.toolCalls[j]) {
+					c.deltas++
+				}
+			}
+			if ch.finishReason != "" {
+				c.resp.FinishReason = ch.finishReason
+			}
 		}
 	}
-	resp.Content = content.String()
-	resp.ToolCalls = calls.result()
-	if !usageSeen && (deltas > 0 || (err == nil && ctx.Err() == nil)) {
-		resp.TokensInput = estimateInputTokens(req)
-		resp.TokensOutput = deltas
+}
+
+// result is Complete's answer once the stream ended with err (nil: it ended cleanly).
+//
+//go:noinline
+func (m *openAIModel) result(ctx context.Context, req *Request, c *completion, err error) (Response, error) {
+	resp := c.resp
+	resp.Content = c.content.String()
+	resp.ToolCalls = c.calls.result()
+	if !c.usageSeen && (c.deltas > 0 || (err == nil && ctx.Err() == nil)) {
+		resp.TokensInput = estimateInputTokens(*req)
+		resp.TokensOutput = c.deltas
 	}
 
 	if err == nil && resp.FinishReason != "" {
@@ -283,7 +299,7 @@ func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(de
 		return resp, context.Cause(ctx)
 	}
 	if err != nil {
-		return resp, m.upstreamError(err, deltas > 0)
+		return resp, m.upstreamError(err, c.deltas > 0)
 	}
 	return resp, stream.Errorf(stream.CodeLLM, "upstream stream ended before the answer was complete")
 }

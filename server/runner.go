@@ -86,46 +86,58 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 		defer close(lr.done)
 		defer cancel(nil)
 		defer stopTimer()
-		var batch *eventBatcher
-		if req.async {
-			// Stored for replay after this instance forgets the run; written in batches.
-			batch = newEventBatcher(lr.id, rn.rlog)
-		}
-		emit := func(ev stream.Event) {
-			ev, err := topic.Publish(ev)
-			if err != nil {
-				rn.log.Error("publish event", slog.String("run_id", lr.id), slog.Any("err", err))
-				return
-			}
-			batch.add(ev)
-		}
-		o := rn.runSafely(ctx, lr.id, topic, req.spec, emit)
-		lr.modelTime = o.ModelTime
-		close(lr.ran)
-		batch.close()
-
-		rec := req.rec
-		finishRecord(rec, o)
-		if req.settle != nil {
-			// Billing must finish even when the run was cancelled by shutdown.
-			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			rec.ChargedMicroCents = req.settle(sctx, o)
-			scancel()
-		}
-		rn.rlog.save(rec)
-		if req.onFinish != nil {
-			req.onFinish(rec, o)
-		}
-		rn.mu.Lock()
-		delete(rn.live, lr.id)
-		rn.mu.Unlock()
+		rn.execute(ctx, lr, topic, &req)
 	}()
 	return lr, sub
 }
 
+// execute runs the run and finishes its record: the body of the run's goroutine.
+func (rn *runner) execute(ctx context.Context, lr *liveRun, topic *stream.Topic, req *startReq) {
+	var batch *eventBatcher
+	if req.async {
+		// Stored for replay after this instance forgets the run; written in batches.
+		batch = newEventBatcher(lr.id, rn.rlog)
+	}
+	emit := func(ev stream.Event) {
+		ev, err := topic.Publish(ev)
+		if err != nil {
+			rn.log.Error("publish event", slog.String("run_id", lr.id), slog.Any("err", err))
+			return
+		}
+		batch.add(ev)
+	}
+	o := rn.runSafely(ctx, lr.id, topic, &req.spec, emit)
+	lr.modelTime = o.ModelTime
+	close(lr.ran)
+	batch.close()
+	rn.finish(ctx, lr, req, &o)
+}
+
+// finish records, bills and forgets a run that ended with o. It is not inlined into execute,
+// whose stack frame stays small while the run waits on its model.
+//
+//go:noinline
+func (rn *runner) finish(ctx context.Context, lr *liveRun, req *startReq, o *agent.Outcome) {
+	rec := req.rec
+	finishRecord(rec, *o)
+	if req.settle != nil {
+		// Billing must finish even when the run was cancelled by shutdown.
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		rec.ChargedMicroCents = req.settle(sctx, *o)
+		scancel()
+	}
+	rn.rlog.save(rec)
+	if req.onFinish != nil {
+		req.onFinish(rec, *o)
+	}
+	rn.mu.Lock()
+	delete(rn.live, lr.id)
+	rn.mu.Unlock()
+}
+
 // runSafely runs the loop; a panic in it (a bug) is logged, ends the stream with an
 // INTERNAL_ERROR event and the run as an error, instead of taking the gateway down.
-func (rn *runner) runSafely(ctx context.Context, id string, topic *stream.Topic, spec agent.Spec, emit agent.Emit) (o agent.Outcome) {
+func (rn *runner) runSafely(ctx context.Context, id string, topic *stream.Topic, spec *agent.Spec, emit agent.Emit) (o agent.Outcome) {
 	defer func() {
 		if p := recover(); p != nil {
 			rn.log.Error("run panicked", slog.String("run_id", id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
