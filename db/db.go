@@ -101,6 +101,8 @@ type Store struct {
 
 	// bySlug is EndpointBySlug's prepared statement (stmt.go).
 	bySlug lazyStmt
+	// saveRun is SaveRuns' single-row upsert on SQLite, prepared on the writer.
+	saveRun lazyStmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -255,7 +257,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // It is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		errs := []error{s.bySlug.close()}
+		errs := []error{s.bySlug.close(), s.saveRun.close()}
 		if s.r != nil && s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}

@@ -108,6 +108,10 @@ func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 // CreatedAt. Nil entries are skipped. When runs holds the same ID more than
 // once, the last version is stored, as if saved one after the other (so with
 // the first one's EndpointID, OwnerID and CreatedAt).
+//
+// On PostgreSQL each chunk of runs is one multi-row statement (one round trip); on SQLite,
+// which is in process, one prepared single-row statement is executed per run (no SQL to parse
+// per batch: the parsing of multi-row statements of ever-changing sizes showed in profiles).
 func (s *Store) SaveRuns(ctx context.Context, runs []*Run) error {
 	uniq := make([]*Run, 0, len(runs))
 	var seen map[string]int
@@ -142,6 +146,9 @@ func (s *Store) SaveRuns(ctx context.Context, runs []*Run) error {
 		return nil
 	}
 	dollar := s.dialect == DialectPostgres
+	if !dollar {
+		return s.saveRunsOneByOne(ctx, uniq)
+	}
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		args := make([]any, 0, min(len(uniq), runChunk)*runColN)
 		for len(uniq) > 0 {
@@ -149,17 +156,7 @@ func (s *Store) SaveRuns(ctx context.Context, runs []*Run) error {
 			uniq = uniq[len(chunk):]
 			args = args[:0]
 			for _, r := range chunk {
-				tools := string(r.ToolCalls)
-				if len(r.ToolCalls) == 0 || tools == "null" {
-					tools = "[]"
-				}
-				var finished sql.NullInt64
-				if r.FinishedAt != nil {
-					finished = sql.NullInt64{Int64: micros(*r.FinishedAt), Valid: true}
-				}
-				args = append(args, r.ID, r.EndpointID, r.OwnerID, r.Status, r.Input, r.Output, tools,
-					r.ErrorCode, r.ErrorMessage, r.TokensInput, r.TokensOutput, r.CostMicroCents, r.LatencyMs,
-					r.TTFTMs, r.Iterations, r.ChargedMicroCents, r.Async, micros(r.CreatedAt), finished)
+				args = appendRunArgs(args, r)
 			}
 			q := upsertRunHead + valuesList(dollar, len(chunk), runColN) + upsertRunTail
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
@@ -281,4 +278,38 @@ func (s *Store) FinishStaleRuns(ctx context.Context, status string, before time.
 		return 0, fmt.Errorf("db: finish stale runs: %w", err)
 	}
 	return n, nil
+}
+
+// saveRunsOneByOne upserts runs (already deduplicated) in one transaction with the prepared
+// single-row statement (SQLite).
+func (s *Store) saveRunsOneByOne(ctx context.Context, runs []*Run) error {
+	st, err := s.saveRun.get(ctx, s.w, upsertRunHead+valuesList(false, 1, runColN)+upsertRunTail)
+	if err != nil {
+		return fmt.Errorf("db: prepare run upsert: %w", err)
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		ts := tx.StmtContext(ctx, st)
+		args := make([]any, 0, runColN)
+		for _, r := range runs {
+			if _, err := ts.ExecContext(ctx, appendRunArgs(args[:0], r)...); err != nil {
+				return fmt.Errorf("db: save run %s: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// appendRunArgs appends r's column values in upsert order.
+func appendRunArgs(args []any, r *Run) []any {
+	tools := string(r.ToolCalls)
+	if len(r.ToolCalls) == 0 || tools == "null" {
+		tools = "[]"
+	}
+	var finished sql.NullInt64
+	if r.FinishedAt != nil {
+		finished = sql.NullInt64{Int64: micros(*r.FinishedAt), Valid: true}
+	}
+	return append(args, r.ID, r.EndpointID, r.OwnerID, r.Status, r.Input, r.Output, tools,
+		r.ErrorCode, r.ErrorMessage, r.TokensInput, r.TokensOutput, r.CostMicroCents, r.LatencyMs,
+		r.TTFTMs, r.Iterations, r.ChargedMicroCents, r.Async, micros(r.CreatedAt), finished)
 }
