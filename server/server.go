@@ -142,9 +142,12 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 		// Streams are long-lived: no WriteTimeout, the heartbeat and the disconnect watcher
 		// bound a dead client instead.
 		// An open stream or an idle keep-alive connection then holds no read buffer, and no
-		// write buffer between responses: thousands of open streams cost 4–8 KiB less each,
-		// for a pool round trip per request (measured in bench/, scenarios 1 and 3).
+		// write buffer between responses (a pool round trip per request), and an open stream's
+		// write buffer is 1 KiB, not 4: SSE frames are small, a larger frame costs a syscall
+		// or two more, and JSON answers larger than the buffer go out with one writev. Together
+		// about 7 KiB less per open stream (bench/, scenario 3).
 		ReduceMemoryUsage:       true,
+		WriteBufferSize:         1 << 10,
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
