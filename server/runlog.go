@@ -45,7 +45,7 @@ const maxBatch = 512
 
 // linger is how long the writer waits for more records before writing a batch that no reader
 // waits on (see sync). Records reach the database at most this much later.
-const linger = 2 * time.Millisecond
+const linger = 10 * time.Millisecond
 
 func newRunLog(store *db.Store, log *slog.Logger, retention time.Duration) *runLog {
 	l := &runLog{store: store, log: log, ch: make(chan logItem, logQueue), done: make(chan struct{}), retention: retention}

@@ -158,6 +158,10 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 				row := b.overhead(ctx, g, r, phase(3*time.Second))
 				if stopProf != nil {
 					stopProf()
+					// Allocations since the gateway started (mostly this phase's): where GC work comes from.
+					if err := fetch(ctx, g.pprof+"/debug/pprof/allocs", filepath.Join(b.outDir, "allocs-overhead-"+db+".pprof")); err != nil {
+						log.Printf("allocs profile: %v", err)
+					}
 				}
 				log.Printf("[%s] overhead %v/s: added p50 %.3f p99 %.3f ms, header p99 %.3f ms, errors %d", db, r, row.Added.P50, row.Added.P99, row.Header.P99, row.Errors)
 				b.res.Overhead = append(b.res.Overhead, row)
