@@ -38,6 +38,7 @@ type Config struct {
 	ToolTimeout        time.Duration
 	EventRetention     time.Duration
 	FollowPoll         time.Duration
+	EndpointCache      time.Duration
 	DemoPace           time.Duration
 	BodyLimit          int
 	RunsPerMinute      int
@@ -61,6 +62,7 @@ func DefaultConfig() Config {
 		ToolTimeout:       sd.ToolTimeout,
 		EventRetention:    sd.EventRetention,
 		FollowPoll:        sd.FollowPoll,
+		EndpointCache:     sd.EndpointCacheTTL,
 		DemoPace:          sd.DemoPace,
 		BodyLimit:         sd.BodyLimit,
 		RunsPerMinute:     sd.RunsPerMinute,
@@ -144,6 +146,7 @@ func (c *Config) settings(storageOnly bool) []setting {
 		dur(&c.ToolTimeout, "tool-timeout", "AGENTGATE_TOOL_TIMEOUT", "timeout of one MCP tool call"),
 		dur(&c.EventRetention, "event-retention", "AGENTGATE_EVENT_RETENTION", "how long async runs' events are kept for resume"),
 		dur(&c.FollowPoll, "follow-poll", "AGENTGATE_FOLLOW_POLL", "how often a stream of another replica's run polls the event log (PostgreSQL: notifications, polling ×10 as a safety net)"),
+		dur(&c.EndpointCache, "endpoint-cache", "AGENTGATE_ENDPOINT_CACHE", "how long the run path reuses an endpoint read from the database (another replica's change is seen within it); 0 → read every run"),
 		dur(&c.DemoPace, "demo-pace", "AGENTGATE_DEMO_PACE", "the demo model's pause between words"),
 		integer(&c.BodyLimit, "body-limit", "AGENTGATE_BODY_LIMIT", "largest request body in bytes"),
 		integer(&c.RunsPerMinute, "runs-per-minute", "AGENTGATE_RUNS_PER_MINUTE", "runs per minute per endpoint"),
@@ -194,6 +197,10 @@ func (c *Config) serverConfig(getenv func(string) string, jwtSecret []byte) (ser
 	sc.RunsPerMinute, sc.PublicIPPerMinute, sc.TestPerMinute = c.RunsPerMinute, c.PublicIPPerMinute, c.TestPerMinute
 	sc.ModelOptions.DemoPace = c.DemoPace
 	sc.FollowPoll = c.FollowPoll
+	sc.EndpointCacheTTL = c.EndpointCache
+	if sc.EndpointCacheTTL < 0 {
+		return sc, errors.New("endpoint cache must not be negative")
+	}
 	sc.RedisURL, sc.RateLimitFailOpen = c.RedisURL, c.RateLimitFailOpen
 	if sc.Heartbeat <= 0 || sc.BodyLimit <= 0 || sc.RunsPerMinute <= 0 || sc.PublicIPPerMinute <= 0 || sc.TestPerMinute <= 0 {
 		return sc, errors.New("heartbeat, body limit and rate limits must be positive")

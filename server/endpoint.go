@@ -305,7 +305,9 @@ func (s *Server) createEndpoint(c *fiber.Ctx) error {
 	key := newAPIKey()
 	e.APIKeyHash = hashKey(key)
 	if explicit {
-		if err := s.store.CreateEndpoint(c.UserContext(), e); err != nil {
+		err := s.store.CreateEndpoint(c.UserContext(), e)
+		s.endpoints.clear()
+		if err != nil {
 			return err
 		}
 	} else if err := s.createWithDerivedSlug(c.UserContext(), e); err != nil {
@@ -327,6 +329,7 @@ func (s *Server) createWithDerivedSlug(ctx context.Context, e *db.Endpoint) erro
 		}
 		e.Slug = cand
 		err := s.store.CreateEndpoint(ctx, e)
+		s.endpoints.clear()
 		if !errors.Is(err, db.ErrSlugTaken) {
 			return err
 		}
@@ -382,7 +385,9 @@ func (s *Server) patchEndpoint(c *fiber.Ctx) error {
 	if _, err := s.applyEndpoint(c.UserContext(), f, e, false); err != nil {
 		return err
 	}
-	if err := s.store.UpdateEndpoint(c.UserContext(), e); err != nil {
+	err = s.store.UpdateEndpoint(c.UserContext(), e)
+	s.endpoints.clear()
+	if err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"endpoint": toEndpointJSON(e)})
@@ -393,7 +398,9 @@ func (s *Server) deleteEndpoint(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteEndpoint(c.UserContext(), userID(c), e.ID); err != nil {
+	err = s.store.DeleteEndpoint(c.UserContext(), userID(c), e.ID)
+	s.endpoints.clear()
+	if err != nil {
 		return notFoundAs(err, "endpoint")
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -406,7 +413,9 @@ func (s *Server) regenerateKey(c *fiber.Ctx) error {
 	}
 	key := newAPIKey()
 	e.APIKeyHash = hashKey(key)
-	if err := s.store.UpdateEndpoint(c.UserContext(), e); err != nil {
+	err = s.store.UpdateEndpoint(c.UserContext(), e)
+	s.endpoints.clear()
+	if err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"api_key": key})

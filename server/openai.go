@@ -111,7 +111,7 @@ func isFacadePath(path string) bool { return strings.HasPrefix(path, facadePrefi
 
 // facadeEndpoint resolves the model (an endpoint slug) and checks the caller's key against it.
 func (s *Server) facadeEndpoint(c *fiber.Ctx, model string) (*db.Endpoint, error) {
-	e, err := s.store.EndpointBySlug(c.UserContext(), model)
+	e, err := s.endpoints.bySlug(c.UserContext(), model)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, &facadeError{
 			err:   stream.Errorf(stream.CodeNotFound, "The model `%s` does not exist or you do not have access to it.", model),

@@ -44,7 +44,7 @@ func negotiate(c *fiber.Ctx, e *db.Endpoint) runMode {
 
 // runEndpoint is POST /api/run/:slug.
 func (s *Server) runEndpoint(c *fiber.Ctx) error {
-	e, err := s.store.EndpointBySlug(c.UserContext(), c.Params("slug"))
+	e, err := s.endpoints.bySlug(c.UserContext(), c.Params("slug"))
 	if err != nil {
 		return notFoundAs(err, "endpoint")
 	}

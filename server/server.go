@@ -39,6 +39,7 @@ type Config struct {
 	DemoPace           time.Duration
 	ToolTimeout        time.Duration
 	ToolListTTL        time.Duration
+	EndpointCacheTTL   time.Duration // how long a run-path endpoint lookup is reused; 0: never
 	EventRetention     time.Duration
 	DrainTimeout       time.Duration
 	FollowPoll         time.Duration // how often a stream of another instance's run polls the event log
@@ -66,6 +67,7 @@ func DefaultConfig() Config {
 		DemoPace:          40 * time.Millisecond,
 		ToolTimeout:       30 * time.Second,
 		ToolListTTL:       5 * time.Minute,
+		EndpointCacheTTL:  time.Second,
 		EventRetention:    24 * time.Hour,
 		DrainTimeout:      10 * time.Second,
 		FollowPoll:        500 * time.Millisecond,
@@ -90,6 +92,8 @@ type Server struct {
 	// metrics is the Prometheus registry behind GET /metrics (metrics.go).
 	metrics *metrics
 	follow  *follower
+	// endpoints caches the run path's endpoint lookups (endpointcache.go).
+	endpoints *endpointCache
 
 	// ctx is the base of every run and stream; cancelled (with errShutdown) before Fiber's
 	// Shutdown, so open streams end and shutdown cannot hang.
@@ -112,7 +116,7 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: store, log: log}
+	s := &Server{cfg: cfg, store: store, log: log, endpoints: newEndpointCache(store, cfg.EndpointCacheTTL)}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.models = agent.NewModels(cfg.Providers, cfg.ModelOptions)
 	s.tools = tools.NewManager(tools.Options{

@@ -158,7 +158,9 @@ func (s *Server) deleteWorkspace(c *fiber.Ctx) error {
 		return err
 	}
 	servers, _ := s.store.ListMCPServers(c.UserContext(), w.ID)
-	if err := s.store.DeleteWorkspace(c.UserContext(), userID(c), w.ID); err != nil {
+	err = s.store.DeleteWorkspace(c.UserContext(), userID(c), w.ID)
+	s.endpoints.clear() // its endpoints lost their workspace
+	if err != nil {
 		return notFoundAs(err, "workspace")
 	}
 	for _, m := range servers {

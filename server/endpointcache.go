@@ -1,0 +1,75 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/agentgate/agentgate/db"
+)
+
+// endpointCache keeps endpoints looked up by slug for a short time (--endpoint-cache), so the
+// run path does not read the database on every run: on PostgreSQL that lookup was a tenth of
+// the gateway's CPU per run, plus a round trip. Every endpoint or workspace write through this
+// instance clears it; another instance's write (a deleted endpoint, a regenerated key) is seen
+// here within the TTL. Lookups that find nothing are not cached, so a new endpoint answers at
+// once everywhere.
+type endpointCache struct {
+	ttl  time.Duration // 0: no caching
+	load func(ctx context.Context, slug string) (*db.Endpoint, error)
+
+	mu  sync.RWMutex
+	m   map[string]cachedEndpoint // by slug
+	gen uint64                    // bumped by clear: a lookup that raced a write is not kept
+}
+
+type cachedEndpoint struct {
+	e       *db.Endpoint // never handed out: callers get copies
+	expires time.Time
+}
+
+// maxCachedEndpoints bounds the cache; past it, it starts over.
+const maxCachedEndpoints = 10_000
+
+func newEndpointCache(store *db.Store, ttl time.Duration) *endpointCache {
+	return &endpointCache{ttl: ttl, load: store.EndpointBySlug, m: make(map[string]cachedEndpoint)}
+}
+
+// bySlug returns a copy of the live endpoint with slug, from the cache when fresh; errors as
+// db.Store.EndpointBySlug.
+func (c *endpointCache) bySlug(ctx context.Context, slug string) (*db.Endpoint, error) {
+	if c.ttl <= 0 {
+		return c.load(ctx, slug)
+	}
+	now := time.Now()
+	c.mu.RLock()
+	ce, ok := c.m[slug]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok && now.Before(ce.expires) {
+		cp := *ce.e
+		return &cp, nil
+	}
+	e, err := c.load(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	kept := *e
+	c.mu.Lock()
+	if c.gen == gen {
+		if len(c.m) >= maxCachedEndpoints {
+			clear(c.m)
+		}
+		c.m[slug] = cachedEndpoint{e: &kept, expires: now.Add(c.ttl)}
+	}
+	c.mu.Unlock()
+	return e, nil
+}
+
+// clear forgets every cached endpoint: called after any write to endpoints or workspaces.
+func (c *endpointCache) clear() {
+	c.mu.Lock()
+	clear(c.m)
+	c.gen++
+	c.mu.Unlock()
+}

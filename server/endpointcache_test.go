@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/agentgate/agentgate/db"
+)
+
+// TestEndpointCache_Replicas: two gateways on one database. The run path reuses an endpoint
+// read from the database for --endpoint-cache: a change made through the same gateway applies
+// at once, one made through another gateway within the TTL, never later.
+func TestEndpointCache_Replicas(t *testing.T) {
+	t.Parallel()
+	forKinds(t, func(t *testing.T, kind string) {
+		const ttl = 300 * time.Millisecond
+		a := newEnv(t, kind, func(c *Config) { c.EndpointCacheTTL, c.RunsPerMinute = ttl, 1_000_000 })
+		b := a.replica(a.Store)
+		ep := a.endpoint(map[string]any{"llm_provider": "demo"})
+		a.run(ep, map[string]any{"input": "hello"}).want(t, 200, "")
+		b.run(ep, map[string]any{"input": "hello"}).want(t, 200, "") // b now holds ep
+
+		// A key regenerated through b is refused by b at once …
+		r := b.as(b.Token, "POST", "/api/agent-endpoints/"+ep.ID()+"/regenerate-key", nil)
+		r.want(t, 200, "")
+		var out struct {
+			APIKey string `json:"api_key"`
+		}
+		r.json(t, &out)
+		b.run(ep, map[string]any{"input": "hello"}).want(t, 401, "UNAUTHORIZED")
+		// … and by a once a's cached copy is older than the TTL (bounded: 20 TTLs).
+		deadline := time.Now().Add(20 * ttl)
+		for {
+			st := a.run(ep, map[string]any{"input": "hello"}).Status
+			if st == 401 {
+				break
+			}
+			if st != 200 || time.Now().After(deadline) {
+				t.Fatalf("old key on the other replica: status %d after %v", st, 20*ttl)
+			}
+		}
+		fresh := ep
+		fresh.APIKey = out.APIKey
+		a.run(fresh, map[string]any{"input": "hello"}).want(t, 200, "")
+
+		// Deleted through a: a answers 404 at once; b within the TTL.
+		b.run(fresh, map[string]any{"input": "hello"}).want(t, 200, "")
+		a.as(a.Token, "DELETE", "/api/agent-endpoints/"+ep.ID(), nil).want(t, 204, "")
+		a.run(fresh, map[string]any{"input": "hello"}).want(t, 404, "NOT_FOUND")
+		deadline = time.Now().Add(20 * ttl)
+		for {
+			st := b.run(fresh, map[string]any{"input": "hello"}).Status
+			if st == 404 {
+				break
+			}
+			if st != 200 || time.Now().After(deadline) {
+				t.Fatalf("deleted endpoint on the other replica: status %d after %v", st, 20*ttl)
+			}
+		}
+	})
+}
+
+// TestEndpointCache_RacingWrite: a lookup that read the database before a write cleared the
+// cache does not put its stale copy back; a lookup with no write meanwhile is kept.
+func TestEndpointCache_RacingWrite(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sqlite")
+	ep := e.endpoint(map[string]any{"llm_provider": "demo"})
+	for _, racing := range []bool{false, true} {
+		c := newEndpointCache(e.Store, time.Hour)
+		c.load = func(ctx context.Context, slug string) (*db.Endpoint, error) {
+			got, err := e.Store.EndpointBySlug(ctx, slug)
+			if racing {
+				c.clear() // a write lands after the read, before the lookup stores its copy
+			}
+			return got, err
+		}
+		if _, err := c.bySlug(t.Context(), ep.Slug()); err != nil {
+			t.Fatal(err)
+		}
+		c.mu.RLock()
+		n := len(c.m)
+		c.mu.RUnlock()
+		if want := map[bool]int{false: 1, true: 0}[racing]; n != want {
+			t.Fatalf("racing %v: cache holds %d endpoints, want %d", racing, n, want)
+		}
+	}
+}
