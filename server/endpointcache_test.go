@@ -29,17 +29,8 @@ func TestEndpointCache_Replicas(t *testing.T) {
 		}
 		r.json(t, &out)
 		b.run(ep, map[string]any{"input": "hello"}).want(t, 401, "UNAUTHORIZED")
-		// … and by a once a's cached copy is older than the TTL (bounded: 20 TTLs).
-		deadline := time.Now().Add(20 * ttl)
-		for {
-			st := a.run(ep, map[string]any{"input": "hello"}).Status
-			if st == 401 {
-				break
-			}
-			if st != 200 || time.Now().After(deadline) {
-				t.Fatalf("old key on the other replica: status %d after %v", st, 20*ttl)
-			}
-		}
+		// … and by a once a's cached copy is older than the TTL.
+		untilStatus(t, a, ep, 401, ttl)
 		fresh := ep
 		fresh.APIKey = out.APIKey
 		a.run(fresh, map[string]any{"input": "hello"}).want(t, 200, "")
@@ -48,17 +39,24 @@ func TestEndpointCache_Replicas(t *testing.T) {
 		b.run(fresh, map[string]any{"input": "hello"}).want(t, 200, "")
 		a.as(a.Token, "DELETE", "/api/agent-endpoints/"+ep.ID(), nil).want(t, 204, "")
 		a.run(fresh, map[string]any{"input": "hello"}).want(t, 404, "NOT_FOUND")
-		deadline = time.Now().Add(20 * ttl)
-		for {
-			st := b.run(fresh, map[string]any{"input": "hello"}).Status
-			if st == 404 {
-				break
-			}
-			if st != 200 || time.Now().After(deadline) {
-				t.Fatalf("deleted endpoint on the other replica: status %d after %v", st, 20*ttl)
-			}
-		}
+		untilStatus(t, b, fresh, 404, ttl)
 	})
+}
+
+// untilStatus runs ep on e until the answer has status want, failing on any status but 200
+// and want, or after 20 TTLs.
+func untilStatus(t *testing.T, e *testEnv, ep createdEndpoint, want int, ttl time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(20 * ttl)
+	for {
+		st := e.run(ep, map[string]any{"input": "hello"}).Status
+		if st == want {
+			return
+		}
+		if st != 200 || time.Now().After(deadline) {
+			t.Fatalf("status %d, want %d within %v", st, want, 20*ttl)
+		}
+	}
 }
 
 // TestEndpointCache_RacingWrite: a lookup that read the database before a write cleared the

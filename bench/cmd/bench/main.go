@@ -69,12 +69,19 @@ func main() {
 		"PostgreSQL URL (the bench creates and drops its own schema)")
 	only := flag.String("scenarios", "overhead,streaming,open,tools,storage", "scenarios to run")
 	profile := flag.Bool("profile", false, "save gateway CPU and heap profiles (pprof) into -out")
+	gwEnv := flag.String("gateway-env", "", "space-separated VAR=value pairs added to the gateway's environment, e.g. GOGC=400 (recorded in the results)")
 	openNs := flag.String("open", "", "comma-separated N for the open-streams scenario (default 1000,10000; full 1000,5000,10000)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{openNs: *openNs, quick: *quick, pgURL: *pg, profile: *profile, outDir: *out, gwClient: newClient(), directClient: newClient()}
+	b.res.GatewayEnv = strings.Fields(*gwEnv)
+	for _, kv := range b.res.GatewayEnv {
+		if !strings.Contains(kv, "=") {
+			log.Fatalf("bench: -gateway-env: want VAR=value, got %q", kv)
+		}
+	}
 	if err := b.run(ctx, strings.Split(*dbs, ","), *only); err != nil {
 		log.Fatal("bench: ", err)
 	}
@@ -98,7 +105,9 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 	if err := os.MkdirAll(b.outDir, 0o755); err != nil {
 		return err
 	}
+	env := b.res.GatewayEnv
 	b.res = newResults(b.quick, limit)
+	b.res.GatewayEnv = env
 	log.Printf("building agentgate and the upstream into %s", b.tmp)
 	b.bin = filepath.Join(b.tmp, "agentgate")
 	upBin := filepath.Join(b.tmp, "upstream")
@@ -288,6 +297,7 @@ func (b *bench) startGateway(ctx context.Context, db string, heartbeat time.Dura
 	}
 	g := &gateway{b: b, db: db, url: "http://" + addr, pprof: "http://" + paddr, heartbeat: heartbeat}
 	env = append(env, "AGENTGATE_LOG_LEVEL=warn")
+	env = append(env, b.res.GatewayEnv...)
 	switch db {
 	case "sqlite":
 	case "postgres":

@@ -14,15 +14,17 @@ import (
 
 // results is everything one bench run measured, with where and when.
 type results struct {
-	Date      string        `json:"date"`
-	Commit    string        `json:"commit"`
-	Mode      string        `json:"mode"`
-	Machine   machine       `json:"machine"`
-	Overhead  []overheadRow `json:"overhead"`
-	Streaming []streamRow   `json:"streaming"`
-	Open      []openRow     `json:"open_streams"`
-	Tools     []toolRow     `json:"tools"`
-	Storage   []storageRow  `json:"storage"`
+	Date    string  `json:"date"`
+	Commit  string  `json:"commit"`
+	Mode    string  `json:"mode"`
+	Machine machine `json:"machine"`
+	// GatewayEnv is what -gateway-env added to the gateway's environment (empty: defaults).
+	GatewayEnv []string      `json:"gateway_env,omitempty"`
+	Overhead   []overheadRow `json:"overhead"`
+	Streaming  []streamRow   `json:"streaming"`
+	Open       []openRow     `json:"open_streams"`
+	Tools      []toolRow     `json:"tools"`
+	Storage    []storageRow  `json:"storage"`
 }
 
 type machine struct {
@@ -106,6 +108,9 @@ func (r results) markdown() string {
 	p("- date: %s\n- commit: %s\n- machine: %s, %d cores, %d MiB, Linux %s, %s, open-files limit %d\n",
 		r.Date, r.Commit, r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMiB, r.Machine.Kernel, r.Machine.Go, r.Machine.FileLimit)
 	p("- load average when the bench started: %s (the machine is shared: other processes compete for its cores)\n", r.Machine.LoadAvg)
+	if len(r.GatewayEnv) > 0 {
+		p("- gateway environment changed from the defaults: %s\n", strings.Join(r.GatewayEnv, " "))
+	}
 	p("- everything on one machine over 127.0.0.1: load generator, gateway, upstream stand-in (and PostgreSQL)\n")
 	p("- latencies in ms, measured from each request's intended send time (open-loop, fixed rate)\n\n")
 
