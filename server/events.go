@@ -135,7 +135,13 @@ func (s *Server) runEvents(c *fiber.Ctx) error {
 			return errValidation("Last-Event-ID %d is beyond the last event of the run (%d)", after, seq)
 		}
 		if sub, ok := s.runner.hub.Subscribe(id, after); ok {
-			return s.sse(c, id, sub, nil)
+			src := s.hubEvents(id, sub)
+			if r.Async {
+				// Its events are stored: a reader that falls behind after the run left
+				// memory goes on from the log.
+				src.stored = func(after int64) eventSource { return s.logEvents(id, after) }
+			}
+			return s.sse(c, id, src, nil)
 		}
 	}
 	// Not live here: what this instance still queues must be in the log before it is read,

@@ -389,7 +389,5 @@ func (l *logEvents) close() {
 // what is stored, then follows new batches (woken by notifications, or polling) until the
 // terminal event. It is sse for runs this instance does not run.
 func (s *Server) sseFollow(c *fiber.Ctx, runID string, after int64) error {
-	setSSEHeaders(c, runID)
-	s.serveStream(c, s.logEvents(runID, after), &sseFrames{runID: runID, retry: s.cfg.RetryMs}, nil)
-	return nil
+	return s.sse(c, runID, s.logEvents(runID, after), nil)
 }

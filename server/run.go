@@ -93,7 +93,7 @@ func (s *Server) startRun(c *fiber.Ctx, e *db.Endpoint, status string) error {
 	}
 	switch mode {
 	case modeStream:
-		return s.sse(c, lr.id, sub, func() { lr.cancel(errClientGone) })
+		return s.sse(c, lr.id, s.hubEvents(lr.id, sub), func() { lr.cancel(errClientGone) })
 	case modeAsync:
 		sub.Close()
 		// The record is in the database before the client learns the run id, so another

@@ -52,10 +52,10 @@ type startReq struct {
 	onFinish func(rec *db.Run, o agent.Outcome)
 }
 
-func newRunner(base context.Context, store *db.Store, log *slog.Logger, retention time.Duration) *runner {
+func newRunner(base context.Context, store *db.Store, log *slog.Logger, retention, linger time.Duration) *runner {
 	return &runner{
 		base: base,
-		hub:  stream.NewHub(stream.HubOptions{}),
+		hub:  stream.NewHub(stream.HubOptions{Linger: linger}),
 		rlog: newRunLog(store, log, retention),
 		log:  log,
 		live: make(map[string]*liveRun),

@@ -41,6 +41,7 @@ type Config struct {
 	ToolListTTL        time.Duration
 	EndpointCacheTTL   time.Duration // how long a run-path endpoint lookup is reused; 0: never
 	EventRetention     time.Duration
+	HubLinger          time.Duration // how long a finished run's events stay in memory (0: the hub's default)
 	DrainTimeout       time.Duration
 	FollowPoll         time.Duration // how often a stream of another instance's run polls the event log
 	OperatorServers    []tools.ServerConfig
@@ -128,7 +129,7 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.limits = newLimits(cfg, lim, log, cfg.RateLimitFailOpen)
-	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention)
+	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention, cfg.HubLinger)
 	s.metrics = newMetrics(s)
 	s.runner.rlog.observe = s.metrics.runLogBatch // set before any request can queue a record
 	s.follow = newFollower(s.ctx, store, log, cfg.FollowPoll)

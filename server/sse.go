@@ -338,6 +338,12 @@ type hubEvents struct {
 	pending []stream.Event // events read before the stream started (chatStream), sent first
 	seq     int64          // the last event read
 	grace   *time.Timer    // closes sub shutdownGrace after shutdown
+
+	// stored, when set, opens the run's stored event log after a sequence number (async runs
+	// store their events): a subscription dropped for falling behind after the run left the
+	// hub goes on from there instead of ending short. stored is the log once switched to it.
+	stored    func(after int64) eventSource
+	fromStore eventSource
 }
 
 // hubEvents returns the source of a run's events from sub.
@@ -346,13 +352,26 @@ func (s *Server) hubEvents(runID string, sub *stream.Subscription) *hubEvents {
 }
 
 // ready fires when the subscription may have events.
-func (h *hubEvents) ready() <-chan struct{} { return h.sub.Ready() }
+func (h *hubEvents) ready() <-chan struct{} {
+	if h.fromStore != nil {
+		return h.fromStore.ready()
+	}
+	return h.sub.Ready()
+}
 
-// poll never fires: the hub wakes its readers.
-func (h *hubEvents) poll() <-chan time.Time { return nil }
+// poll never fires while the hub wakes its readers.
+func (h *hubEvents) poll() <-chan time.Time {
+	if h.fromStore != nil {
+		return h.fromStore.poll()
+	}
+	return nil
+}
 
-// read hands the pending events, then the subscription's, to emit.
-func (h *hubEvents) read(emit func(stream.Event) bool, _ bool) bool {
+// read hands the pending events, then the subscription's (or the stored log's), to emit.
+func (h *hubEvents) read(emit func(stream.Event) bool, polled bool) bool {
+	if h.fromStore != nil {
+		return h.fromStore.read(emit, polled)
+	}
 	for len(h.pending) > 0 {
 		ev := h.pending[0]
 		h.pending = h.pending[1:]
@@ -363,6 +382,9 @@ func (h *hubEvents) read(emit func(stream.Event) bool, _ bool) bool {
 	for {
 		ev, ok := h.next()
 		if !ok {
+			if h.fromStore != nil {
+				return h.fromStore.read(emit, polled)
+			}
 			return !h.ended()
 		}
 		if !emit(ev) {
@@ -394,13 +416,17 @@ func (h *hubEvents) next() (stream.Event, bool) {
 func (h *hubEvents) ended() bool { return h.sub.Ended() }
 
 // resume replaces a subscription dropped for falling behind; false when it was not dropped,
-// or the run's events are gone from the hub.
+// or the run's events are gone from the hub (then the stored log, if any, takes over).
 func (h *hubEvents) resume() bool {
 	if !h.sub.Dropped() {
 		return false
 	}
 	sub, ok := h.hub.Subscribe(h.runID, h.seq)
 	if !ok {
+		if h.stored != nil {
+			h.fromStore = h.stored(h.seq)
+			h.sub.Close()
+		}
 		return false
 	}
 	h.sub.Close()
@@ -409,28 +435,39 @@ func (h *hubEvents) resume() bool {
 }
 
 // last is the sequence number of the last event read.
-func (h *hubEvents) last() int64 { return h.seq }
+func (h *hubEvents) last() int64 {
+	if h.fromStore != nil {
+		return h.fromStore.last()
+	}
+	return h.seq
+}
 
 // shutdown waits for the run's own terminal event: runs on this instance end with one
 // (cancelled with errShutdown). After shutdownGrace the subscription is closed, which ends the
 // stream.
 func (h *hubEvents) shutdown() bool {
+	if h.fromStore != nil {
+		return h.fromStore.shutdown()
+	}
 	h.grace = time.AfterFunc(shutdownGrace, h.sub.Close)
 	return false
 }
 
-// close stops the grace timer and closes the subscription.
+// close stops the grace timer and closes the subscription (and the stored log).
 func (h *hubEvents) close() {
 	if h.grace != nil {
 		h.grace.Stop()
 	}
 	h.sub.Close()
+	if h.fromStore != nil {
+		h.fromStore.close()
+	}
 }
 
-// sse answers with the run's event stream from sub. gone is called once when the client is
-// found to have left (see serveStream).
-func (s *Server) sse(c *fiber.Ctx, runID string, sub *stream.Subscription, gone func()) error {
+// sse answers with the run's native event stream from src. gone is called once when the
+// client is found to have left (see serveStream).
+func (s *Server) sse(c *fiber.Ctx, runID string, src eventSource, gone func()) error {
 	setSSEHeaders(c, runID)
-	s.serveStream(c, s.hubEvents(runID, sub), &sseFrames{runID: runID, retry: s.cfg.RetryMs}, gone)
+	s.serveStream(c, src, &sseFrames{runID: runID, retry: s.cfg.RetryMs}, gone)
 	return nil
 }

@@ -75,7 +75,19 @@ func TestStream_Shutdown100(t *testing.T) {
 // (the hub dropped it and it resumed by id).
 func TestStream_SlowSubscriber(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "sqlite")
+	t.Run("run still in memory", func(t *testing.T) {
+		t.Parallel()
+		slowSubscriber(t, newEnv(t, "sqlite"))
+	})
+	// The hub forgets the run as soon as it ends: the dropped subscriber goes on from the
+	// stored event log.
+	t.Run("run gone from memory", func(t *testing.T) {
+		t.Parallel()
+		slowSubscriber(t, newEnv(t, "sqlite", func(c *Config) { c.HubLinger = -1 }))
+	})
+}
+
+func slowSubscriber(t *testing.T, e *testEnv) {
 	chunks := make([]string, 1200)
 	for i := range chunks {
 		chunks[i] = " " + strings.Repeat("x", 3000)
