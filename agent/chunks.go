@@ -76,8 +76,8 @@ type chunkStream struct {
 	dec chunkDecoder
 }
 
-// newChunkStream reads the chunks of body. It is not inlined, so the stream lives on the heap, not in the stack frame of a run that
-// waits on it for a long time.
+// newChunkStream reads the chunks of body. It is not inlined, so the stream lives on the
+// heap, not in the stack frame of a run that waits on it for a long time.
 //
 //go:noinline
 func newChunkStream(body io.Reader) *chunkStream {
