@@ -16,6 +16,22 @@ import (
 // stored run events. Each payload is "<run_id> <seq>": the run's stored events reach seq.
 const EventsChannel = "agentgate_run_events"
 
+// EndpointsChannel is the PostgreSQL notification channel on which NotifyEndpointsChanged says
+// that endpoints or workspaces were written, so other instances drop what they cached.
+const EndpointsChannel = "agentgate_endpoints"
+
+// NotifyEndpointsChanged announces on EndpointsChannel that endpoints or workspaces changed.
+// Call it after the write is committed. On SQLite it does nothing.
+func (s *Store) NotifyEndpointsChanged(ctx context.Context) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	if _, err := s.w.ExecContext(ctx, `SELECT pg_notify($1, '')`, EndpointsChannel); err != nil {
+		return fmt.Errorf("db: notify endpoints: %w", err)
+	}
+	return nil
+}
+
 // EventMark says that the stored events of run RunID reach Seq.
 type EventMark struct {
 	RunID string
@@ -61,18 +77,25 @@ type EventListener struct {
 	once sync.Once
 }
 
-// ListenEvents starts listening on EventsChannel. onMark is called for every notification and
-// onReconnect after the connection was lost and restored (notifications may have been missed
-// meanwhile, so callers should re-read what they follow). Both are called from the listener's
-// goroutine, one at a time, and must not block. It fails on SQLite (see CanListen) or when the
-// first LISTEN fails.
-func (s *Store) ListenEvents(ctx context.Context, onMark func(EventMark), onReconnect func()) (*EventListener, error) {
+// ListenEvents starts listening on EventsChannel and EndpointsChannel. onMark is called for
+// every event notification, onEndpoints (may be nil) for every endpoints one, and onReconnect
+// after the connection was lost and restored (notifications may have been missed meanwhile, so
+// callers should re-read what they follow). All are called from the listener's goroutine, one
+// at a time, and must not block. It fails on SQLite (see CanListen) or when the first LISTEN
+// fails.
+func (s *Store) ListenEvents(ctx context.Context, onMark func(EventMark), onEndpoints, onReconnect func()) (*EventListener, error) {
 	if !s.CanListen() {
 		return nil, errors.New("db: listen events: only PostgreSQL has notifications")
 	}
 	l := pq.NewListener(s.dsn, 100*time.Millisecond, 5*time.Second, nil)
 	listened := make(chan error, 1)
-	go func() { listened <- l.Listen(EventsChannel) }()
+	go func() {
+		err := l.Listen(EventsChannel)
+		if err == nil {
+			err = l.Listen(EndpointsChannel)
+		}
+		listened <- err
+	}()
 	select {
 	case err := <-listened:
 		if err != nil {
@@ -87,7 +110,7 @@ func (s *Store) ListenEvents(ctx context.Context, onMark func(EventMark), onReco
 		return nil, fmt.Errorf("db: listen events: %w", ctx.Err())
 	}
 	el := &EventListener{l: l, done: make(chan struct{})}
-	go el.loop(onMark, onReconnect)
+	go el.loop(onMark, onEndpoints, onReconnect)
 	return el, nil
 }
 
@@ -98,12 +121,18 @@ func drain(c <-chan *pq.Notification) {
 }
 
 // loop hands notifications over until Close closes the channel.
-func (el *EventListener) loop(onMark func(EventMark), onReconnect func()) {
+func (el *EventListener) loop(onMark func(EventMark), onEndpoints, onReconnect func()) {
 	defer close(el.done)
 	for n := range el.l.Notify {
 		if n == nil {
 			if onReconnect != nil {
 				onReconnect()
+			}
+			continue
+		}
+		if n.Channel == EndpointsChannel {
+			if onEndpoints != nil {
+				onEndpoints()
 			}
 			continue
 		}

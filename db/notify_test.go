@@ -24,7 +24,7 @@ func TestNotifyEvents(t *testing.T) {
 		}
 		marks := []db.EventMark{{RunID: "run_x", Seq: 2}, {RunID: "run_y", Seq: 7}}
 		if !s.CanListen() {
-			if _, err := s.ListenEvents(ctx, nil, nil); err == nil {
+			if _, err := s.ListenEvents(ctx, nil, nil, nil); err == nil {
 				t.Fatal("ListenEvents on SQLite succeeded")
 			}
 			if err := s.NotifyEvents(ctx, marks); err != nil {
@@ -33,7 +33,7 @@ func TestNotifyEvents(t *testing.T) {
 			return
 		}
 		got := make(chan db.EventMark, 4)
-		el, err := s.ListenEvents(ctx, func(m db.EventMark) { got <- m }, nil)
+		el, err := s.ListenEvents(ctx, func(m db.EventMark) { got <- m }, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -305,9 +305,7 @@ func (s *Server) createEndpoint(c *fiber.Ctx) error {
 	key := newAPIKey()
 	e.APIKeyHash = hashKey(key)
 	if explicit {
-		err := s.store.CreateEndpoint(c.UserContext(), e)
-		s.endpoints.clear()
-		if err != nil {
+		if err := s.store.CreateEndpoint(c.UserContext(), e); err != nil {
 			return err
 		}
 	} else if err := s.createWithDerivedSlug(c.UserContext(), e); err != nil {
@@ -329,7 +327,6 @@ func (s *Server) createWithDerivedSlug(ctx context.Context, e *db.Endpoint) erro
 		}
 		e.Slug = cand
 		err := s.store.CreateEndpoint(ctx, e)
-		s.endpoints.clear()
 		if !errors.Is(err, db.ErrSlugTaken) {
 			return err
 		}
@@ -386,7 +383,7 @@ func (s *Server) patchEndpoint(c *fiber.Ctx) error {
 		return err
 	}
 	err = s.store.UpdateEndpoint(c.UserContext(), e)
-	s.endpoints.clear()
+	s.endpointsChanged(c.UserContext())
 	if err != nil {
 		return err
 	}
@@ -399,7 +396,7 @@ func (s *Server) deleteEndpoint(c *fiber.Ctx) error {
 		return err
 	}
 	err = s.store.DeleteEndpoint(c.UserContext(), userID(c), e.ID)
-	s.endpoints.clear()
+	s.endpointsChanged(c.UserContext())
 	if err != nil {
 		return notFoundAs(err, "endpoint")
 	}
@@ -414,7 +411,7 @@ func (s *Server) regenerateKey(c *fiber.Ctx) error {
 	key := newAPIKey()
 	e.APIKeyHash = hashKey(key)
 	err = s.store.UpdateEndpoint(c.UserContext(), e)
-	s.endpoints.clear()
+	s.endpointsChanged(c.UserContext())
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 // run path does not read the database on every run: on PostgreSQL that lookup was a tenth of
 // the gateway's CPU per run, plus a round trip. Every endpoint or workspace write through this
 // instance clears it; another instance's write (a deleted endpoint, a regenerated key) is seen
-// here within the TTL. Lookups that find nothing are not cached, so a new endpoint answers at
-// once everywhere.
+// here as soon as its PostgreSQL notification arrives (endpointsChanged), and within the TTL
+// at the latest (SQLite shared by several instances, a lost notification). Lookups that find
+// nothing are not cached, so a new endpoint answers at once everywhere, and creating one needs
+// no invalidation.
 type endpointCache struct {
 	ttl  time.Duration // 0: no caching
 	load func(ctx context.Context, slug string) (*db.Endpoint, error)
@@ -72,4 +75,14 @@ func (c *endpointCache) clear() {
 	clear(c.m)
 	c.gen++
 	c.mu.Unlock()
+}
+
+// endpointsChanged is called after every write to endpoints or workspaces: this instance's
+// cache is cleared at once, and other instances are told (PostgreSQL NOTIFY; they clear theirs
+// when it arrives; on SQLite they rely on the TTL).
+func (s *Server) endpointsChanged(ctx context.Context) {
+	s.endpoints.clear()
+	if err := s.store.NotifyEndpointsChanged(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("endpoint change not announced: other instances see it within --endpoint-cache", slog.Any("err", err))
+	}
 }

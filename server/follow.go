@@ -128,15 +128,16 @@ type follower struct {
 
 // newFollower starts listening for event notifications when the store supports them. poll is
 // the polling interval without notifications; with them, polling is only a safety net and runs
-// ten times less often.
-func newFollower(ctx context.Context, store *db.Store, log *slog.Logger, poll time.Duration) *follower {
+// ten times less often. onEndpoints is called when another instance wrote endpoints or
+// workspaces, and after a lost notification connection is back (one may have been missed).
+func newFollower(ctx context.Context, store *db.Store, log *slog.Logger, poll time.Duration, onEndpoints func()) *follower {
 	if poll <= 0 {
 		poll = 500 * time.Millisecond
 	}
 	f := &follower{store: store, log: log, poll: poll, waiters: make(map[string]map[chan struct{}]struct{})}
 	if store.CanListen() {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		el, err := store.ListenEvents(lctx, f.poke, f.pokeAll)
+		el, err := store.ListenEvents(lctx, f.poke, onEndpoints, func() { f.pokeAll(); onEndpoints() })
 		cancel()
 		if err != nil {
 			log.Warn("event notifications unavailable: following runs of other instances by polling", slog.Any("err", err))

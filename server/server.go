@@ -132,7 +132,7 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 	s.runner = newRunner(s.ctx, store, log, cfg.EventRetention, cfg.HubLinger)
 	s.metrics = newMetrics(s)
 	s.runner.rlog.observe = s.metrics.runLogBatch // set before any request can queue a record
-	s.follow = newFollower(s.ctx, store, log, cfg.FollowPoll)
+	s.follow = newFollower(s.ctx, store, log, cfg.FollowPoll, s.endpoints.clear)
 	s.finishInterrupted()
 	s.app = fiber.New(fiber.Config{
 		AppName: "agentgate",

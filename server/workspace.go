@@ -159,7 +159,7 @@ func (s *Server) deleteWorkspace(c *fiber.Ctx) error {
 	}
 	servers, _ := s.store.ListMCPServers(c.UserContext(), w.ID)
 	err = s.store.DeleteWorkspace(c.UserContext(), userID(c), w.ID)
-	s.endpoints.clear() // its endpoints lost their workspace
+	s.endpointsChanged(c.UserContext()) // its endpoints lost their workspace
 	if err != nil {
 		return notFoundAs(err, "workspace")
 	}
