@@ -107,8 +107,9 @@ type streamLoop struct {
 	beat     *time.Ticker // the heartbeat, restarted by every written frame
 	watch    *time.Ticker // the hung-up client watcher
 	shutdown <-chan struct{}
-	over     bool // the terminal event was rendered, or the client left
-	left     bool // the client was found gone
+	emit     func(stream.Event) bool // l.send, bound once: a method value per read would allocate
+	over     bool                    // the terminal event was rendered, or the client left
+	left     bool                    // the client was found gone
 }
 
 var (
@@ -238,6 +239,7 @@ func (l *streamLoop) start() {
 	l.beat = time.NewTicker(l.heartbeat)
 	l.watch = time.NewTicker(watchInterval)
 	l.shutdown = l.base.Done()
+	l.emit = l.send
 }
 
 // stop releases the stream's resources early (the frames rendered last are still written) and
@@ -265,7 +267,7 @@ func (l *streamLoop) finish() {
 
 // read renders the source's waiting events.
 func (l *streamLoop) read(polled bool) {
-	if !l.src.read(l.send, polled) && !l.over {
+	if !l.src.read(l.emit, polled) && !l.over {
 		l.cut() // the run's events ended without their terminal event
 	}
 }
