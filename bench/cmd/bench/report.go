@@ -104,6 +104,10 @@ func (r results) write(dir string) error {
 func (r results) markdown() string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	// section writes a table's title, header row and separator (one cell per column).
+	section := func(title string, cols ...string) {
+		p("## %s\n\n| %s |\n|%s\n", title, strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
+	}
 	p("# agentgate benchmark results (%s)\n\n", r.Mode)
 	p("- date: %s\n- commit: %s\n- machine: %s, %d cores, %d MiB, Linux %s, %s, open-files limit %d\n",
 		r.Date, r.Commit, r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMiB, r.Machine.Kernel, r.Machine.Go, r.Machine.FileLimit)
@@ -115,9 +119,8 @@ func (r results) markdown() string {
 	p("- latencies in ms, measured from each request's intended send time (open-loop, fixed rate)\n\n")
 
 	if len(r.Overhead) > 0 {
-		p("## 1. Overhead: non-streaming runs, run logging on (gateway vs direct to the upstream, same run)\n\n")
-		p("| db | rate/s | gateway p50 / p90 / p99 / max | direct p50 / p90 / p99 / max | **added p50 / p99** | overhead header p50 / p99 | runs/s | errors | CPU cores gateway / upstream / load gen | **gateway CPU ms per run** | gateway RSS MiB |\n")
-		p("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		section("1. Overhead: non-streaming runs, run logging on (gateway vs direct to the upstream, same run)",
+			"db", "rate/s", "gateway p50 / p90 / p99 / max", "direct p50 / p90 / p99 / max", "**added p50 / p99**", "overhead header p50 / p99", "runs/s", "errors", "CPU cores gateway / upstream / load gen", "**gateway CPU ms per run**", "gateway RSS MiB")
 		for _, o := range r.Overhead {
 			p("| %s | %.0f | %s | %s | **%.3f / %.3f** | %.3f / %.3f | %.0f | %d%s | %.2f / %.2f / %.2f | **%.3f** | %.0f |\n", o.DB, o.Rate, d4(o.Gateway), d4(o.Direct),
 				o.Added.P50, o.Added.P99, o.Header.P50, o.Header.P99, o.Throughput, o.Errors+o.DirectErrors, errNote(o.FirstError),
@@ -126,9 +129,8 @@ func (r results) markdown() string {
 		p("\n")
 	}
 	if len(r.Streaming) > 0 {
-		p("## 2. Streaming: time to first token and gap between tokens (gateway vs direct, same run)\n\n")
-		p("| db | streams/s | upstream | TTFT gateway p50 / p99 | TTFT direct p50 / p99 | **added TTFT p50 / p99** | gap gateway p50 / p99 | gap direct p50 / p99 | added gap p50 / p99 | errors | gateway CPU |\n")
-		p("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		section("2. Streaming: time to first token and gap between tokens (gateway vs direct, same run)",
+			"db", "streams/s", "upstream", "TTFT gateway p50 / p99", "TTFT direct p50 / p99", "**added TTFT p50 / p99**", "gap gateway p50 / p99", "gap direct p50 / p99", "added gap p50 / p99", "errors", "gateway CPU")
 		for _, s := range r.Streaming {
 			p("| %s | %.0f | %d words at %.0f tok/s | %.3f / %.3f | %.3f / %.3f | **%.3f / %.3f** | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %d%s | %.2f |\n",
 				s.DB, s.Rate, s.Words, s.TPS, s.GwTTFT.P50, s.GwTTFT.P99, s.DirectTTFT.P50, s.DirectTTFT.P99,
@@ -138,9 +140,8 @@ func (r results) markdown() string {
 		p("\n")
 	}
 	if len(r.Open) > 0 {
-		p("## 3. Open streams: N concurrent slow streaming runs (SQLite, upstream over HTTPS/HTTP2)\n\n")
-		p("| N | opened | failed | open time s | RSS baseline → plateau MiB | **RSS per stream KiB** | Go heap per stream KiB | goroutine stacks per stream KiB | goroutines per stream | heartbeat | heartbeats in hold | hold CPU (cores) | CPU per heartbeat µs | all closed in s |\n")
-		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		section("3. Open streams: N concurrent slow streaming runs (SQLite, upstream over HTTPS/HTTP2)",
+			"N", "opened", "failed", "open time s", "RSS baseline → plateau MiB", "**RSS per stream KiB**", "Go heap per stream KiB", "goroutine stacks per stream KiB", "goroutines per stream", "heartbeat", "heartbeats in hold", "hold CPU (cores)", "CPU per heartbeat µs", "all closed in s")
 		for _, o := range r.Open {
 			p("| %d | %d | %d%s | %.2f | %.1f → %.1f | **%.2f** | %.2f | %.2f | %.2f | %s | %d in %.0f s | %.3f | %.2f | %.2f%s |\n", o.N, o.Opened, o.Failed, errNote(o.FirstError),
 				o.OpenSeconds, o.BaselineMiB, o.PlateauMiB, o.PerStreamKiB, o.HeapPerStreamKB, o.StackPerStream, o.Goroutines, o.Heartbeat,
@@ -149,9 +150,8 @@ func (r results) markdown() string {
 		p("\n")
 	}
 	if len(r.Tools) > 0 {
-		p("## 4. Tools: one MCP tool call per run (gateway vs the same three calls made directly)\n\n")
-		p("| db | runs/s | gateway p50 / p90 / p99 / max | direct p50 / p90 / p99 / max | **added p50 / p99** | errors | gateway CPU |\n")
-		p("|---|---|---|---|---|---|---|\n")
+		section("4. Tools: one MCP tool call per run (gateway vs the same three calls made directly)",
+			"db", "runs/s", "gateway p50 / p90 / p99 / max", "direct p50 / p90 / p99 / max", "**added p50 / p99**", "errors", "gateway CPU")
 		for _, t := range r.Tools {
 			p("| %s | %.0f | %s | %s | **%.3f / %.3f** | %d%s | %.2f |\n", t.DB, t.Rate, d4(t.Gateway), d4(t.Direct), t.Added.P50, t.Added.P99,
 				t.Errors, errNote(t.FirstError), t.Gateway_.CPUCores)
@@ -159,9 +159,8 @@ func (r results) markdown() string {
 		p("\n")
 	}
 	if len(r.Storage) > 0 {
-		p("## 5. Storage: run-log writes under load (non-streaming runs at a fixed rate)\n\n")
-		p("| db | offered runs/s | runs ok | errors | latency p50 / p90 / p99 / max | **records written/s** | drain after load ms | mean batch ms | gateway CPU |\n")
-		p("|---|---|---|---|---|---|---|---|---|\n")
+		section("5. Storage: run-log writes under load (non-streaming runs at a fixed rate)",
+			"db", "offered runs/s", "runs ok", "errors", "latency p50 / p90 / p99 / max", "**records written/s**", "drain after load ms", "mean batch ms", "gateway CPU")
 		for _, s := range r.Storage {
 			p("| %s | %.0f | %d | %d%s | %s | **%.0f** | %.0f | %.3f | %.2f |\n", s.DB, s.Rate, s.Runs, s.Errors, errNote(s.FirstError), d4(s.Latency),
 				s.RecordsPerSec, s.DrainMs, s.BatchMeanMs, s.Gateway_.CPUCores)
