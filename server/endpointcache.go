@@ -63,7 +63,11 @@ func (c *endpointCache) bySlug(ctx context.Context, slug string) (*db.Endpoint, 
 		if len(c.m) >= maxCachedEndpoints {
 			clear(c.m)
 		}
-		c.m[slug] = cachedEndpoint{e: &kept, expires: now.Add(c.ttl)}
+		// Keyed by the stored slug, never by the argument: that is usually c.Params("slug"),
+		// which points into fasthttp's request buffer and changes with the connection's next
+		// request. (A key that changed under the map gave one endpoint's record to another
+		// slug: a 401 "invalid API key" for a valid key, once in a CI run.)
+		c.m[kept.Slug] = cachedEndpoint{e: &kept, expires: now.Add(c.ttl)}
 	}
 	c.mu.Unlock()
 	return e, nil

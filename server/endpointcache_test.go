@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/agentgate/agentgate/db"
 )
@@ -87,5 +88,33 @@ func TestEndpointCache_RacingWrite(t *testing.T) {
 		if want := map[bool]int{false: 1, true: 0}[racing]; n != want {
 			t.Fatalf("racing %v: cache holds %d endpoints, want %d", racing, n, want)
 		}
+	}
+}
+
+// TestEndpointCache_KeyIsNotTheArgument: the run path passes c.Params("slug"), which aliases
+// fasthttp's request buffer and is overwritten by the connection's next request. The cache must
+// not keep that string as its key: here its bytes change after the lookup, as they do when the
+// buffer is reused, and the same slug must still be served from the cache.
+func TestEndpointCache_KeyIsNotTheArgument(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sqlite")
+	a := e.endpoint(map[string]any{"llm_provider": "demo", "slug": "alias-aaaa"})
+	c := newEndpointCache(e.Store, time.Hour)
+	loads := 0
+	c.load = func(ctx context.Context, slug string) (*db.Endpoint, error) {
+		loads++
+		return e.Store.EndpointBySlug(ctx, slug)
+	}
+	buf := []byte(a.Slug())
+	if _, err := c.bySlug(t.Context(), unsafe.String(&buf[0], len(buf))); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "alias-bbbb") // the connection's next request
+	got, err := c.bySlug(t.Context(), "alias-aaaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loads != 1 || got.ID != a.ID() {
+		t.Fatalf("second lookup: %d loads, endpoint %s; want 1 load (cached), endpoint %s", loads, got.ID, a.ID())
 	}
 }
