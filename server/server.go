@@ -103,8 +103,13 @@ type Server struct {
 	draining atomic.Bool
 	// openStreams counts SSE responses being written.
 	openStreams atomic.Int64
-	closing     sync.Once
-	closeErr    error
+	// hijacked counts streams written on hijacked connections (hijack.go), which fasthttp's
+	// shutdown does not wait for.
+	hijacked activeCount
+	// kept are idle connections given back to fasthttp after their stream (hijack.go).
+	kept     keptConns
+	closing  sync.Once
+	closeErr error
 	// unpriced remembers models without a price, so the log says so once per model.
 	unpriced sync.Map
 }
@@ -157,6 +162,8 @@ func New(cfg Config, store *db.Store, log *slog.Logger) (*Server, error) {
 		TrustedProxies:          cfg.TrustedProxies,
 		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
 	})
+	// Streams are written on hijacked connections, which are then given back (hijack.go).
+	s.app.Server().KeepHijackedConns = true
 	s.routes()
 	return s, nil
 }
@@ -196,6 +203,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Do(func() {
 		s.draining.Store(true)
+		s.kept.closeAll()
 		// Fiber's shutdown closes the listener at once and then waits for open connections;
 		// run it beside the drain so no new connection is accepted meanwhile.
 		shut := make(chan error, 1)
@@ -206,6 +214,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		cancel()
 		s.cancel(errShutdown)
 		s.runner.wait(ctx)
+		s.hijacked.wait(ctx.Done()) // every stream has written its terminal event
 
 		select {
 		case err := <-shut:

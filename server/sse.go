@@ -126,7 +126,11 @@ func (s *Server) serveStream(c *fiber.Ctx, src eventSource, out frameWriter, gon
 		base: s.ctx, heartbeat: s.cfg.Heartbeat, conn: c.Context().Conn(), streams: &s.openStreams,
 		gone: gone, src: src, out: out,
 	}
-	c.Context().Response.SetBodyStream(l, -1)
+	if fctx := c.Context(); hijackable(fctx) {
+		s.hijackStream(fctx, l)
+	} else {
+		fctx.Response.SetBodyStream(l, -1)
+	}
 }
 
 // SupportsBodyWriteTo lets fasthttp write the body with WriteTo.
