@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -265,18 +264,4 @@ func (c *Config) secretKey() ([]byte, error) {
 		return nil, errors.New("secret key must be 64 hex characters (32 bytes)")
 	}
 	return key, nil
-}
-
-// defaultGCPercent is the Go GC target the gateway runs with unless GOGC is set. The runtime's
-// own default, 100, made garbage collection the main source of the gateway's tail latency at
-// 1,000 runs/s on 2 cores: added p99 2.4–2.6 ms in every run at 100, 0.6–2.2 ms at 200 (7
-// runs, median 1.2 ms; 400 was no better). At 10,000 open streams 200 costs about 2.5 KiB
-// more per stream (bench/README.md).
-const defaultGCPercent = 200
-
-// setGCPercent applies defaultGCPercent when the operator did not choose with GOGC.
-func setGCPercent(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 }

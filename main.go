@@ -206,7 +206,7 @@ func withStore(ctx context.Context, cfg Config, stderr io.Writer, fn func(*db.St
 // serve runs the gateway until ctx is cancelled (SIGINT/SIGTERM), then shuts down gracefully.
 func serve(ctx context.Context, cfg Config, getenv func(string) string, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	setGCPercent(getenv)
+	defer startGCTuner(getenv, time.Second)()
 	secret, err := loadOrCreateSecret(cfg.JWTSecret, cfg.DataDir, "jwt.secret", 32)
 	if err != nil {
 		return fmt.Errorf("jwt secret: %w", err)
