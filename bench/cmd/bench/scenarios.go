@@ -286,14 +286,17 @@ type openRow struct {
 	PerStreamKiB    float64 `json:"rss_per_stream_kib"`
 	HeapPerStreamKB float64 `json:"heap_inuse_per_stream_kib"`
 	StackPerStream  float64 `json:"stack_inuse_per_stream_kib"`
-	Goroutines      float64 `json:"goroutines_per_stream"`
-	HoldSeconds     float64 `json:"hold_seconds"`
-	Heartbeat       string  `json:"heartbeat"`
-	Heartbeats      int64   `json:"heartbeats_received"`
-	HoldCPUCores    float64 `json:"hold_cpu_cores"`
-	CPUPerBeatUs    float64 `json:"cpu_us_per_heartbeat"`
-	CloseSeconds    float64 `json:"close_seconds"`
-	LeftOpen        float64 `json:"streams_left_open"`
+	// LivePerStream is the live heap per stream: read after the hold, right after a forced
+	// collection (pprof's heap?gc=1), so it holds no garbage.
+	LivePerStream float64 `json:"live_heap_per_stream_kib"`
+	Goroutines    float64 `json:"goroutines_per_stream"`
+	HoldSeconds   float64 `json:"hold_seconds"`
+	Heartbeat     string  `json:"heartbeat"`
+	Heartbeats    int64   `json:"heartbeats_received"`
+	HoldCPUCores  float64 `json:"hold_cpu_cores"`
+	CPUPerBeatUs  float64 `json:"cpu_us_per_heartbeat"`
+	CloseSeconds  float64 `json:"close_seconds"`
+	LeftOpen      float64 `json:"streams_left_open"`
 }
 
 // openStreams holds n slow streaming runs open at once and measures the gateway.
@@ -402,6 +405,13 @@ func (b *bench) openStreams(ctx context.Context, g *gateway, n int, openRate flo
 		row.CPUPerBeatUs = round(u.CPUCores*hold.Seconds()*1e6/float64(row.Heartbeats), 2)
 	}
 	row.Opened = int(opened.Load())
+	// After the hold, so the forced collection changes none of the figures above.
+	if err := fetch(ctx, g.pprof+"/debug/pprof/heap?gc=1", os.DevNull); err != nil {
+		log.Printf("forced collection: %v", err)
+	} else {
+		live := g.scrape(ctx)
+		row.LivePerStream = round((live["go_memstats_heap_alloc_bytes"]-base["go_memstats_heap_alloc_bytes"])/1024/float64(n), 2)
+	}
 
 	// Close every stream; the gateway must notice and end every run.
 	holding.Store(false)
