@@ -18,7 +18,7 @@ import (
 // request context (request and response headers) and its write buffer go back to their pools
 // as soon as the handler returns, and the stream's goroutine, which waits in the stream loop
 // with a shallow stack, keeps a 4 KiB stack where fasthttp's needed 8 KiB (bench/, scenario 3:
-// about 9 KiB less per open stream). The stream loop itself is the same (streamLoop.WriteTo);
+// about 8 KiB less per open stream). The stream loop itself is the same (streamLoop.WriteTo);
 // only who calls it changes. When the stream has ended cleanly the connection goes back to
 // fasthttp (Server.ServeConn), so a keep-alive client reuses it as before.
 //

@@ -107,7 +107,9 @@ type Server struct {
 	// shutdown does not wait for.
 	hijacked activeCount
 	// kept are idle connections given back to fasthttp after their stream (hijack.go).
-	kept     keptConns
+	kept keptConns
+	// hangups watches open streams' connections for clients that left (hangups.go).
+	hangups  hangups
 	closing  sync.Once
 	closeErr error
 	// unpriced remembers models without a price, so the log says so once per model.

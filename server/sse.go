@@ -13,10 +13,6 @@ import (
 	"github.com/agentgate/agentgate/stream"
 )
 
-// watchInterval is how often an open stream checks whether its client hung up while nothing
-// is being written (long model or tool waits).
-const watchInterval = 250 * time.Millisecond
-
 // setStreamHeaders sets the headers of an event stream (SPEC §6). no-transform keeps proxies
 // from compressing.
 func setStreamHeaders(c *fiber.Ctx) {
@@ -94,6 +90,7 @@ type streamLoop struct {
 	base      context.Context // the server's: done at shutdown
 	heartbeat time.Duration
 	conn      net.Conn      // watched for a client that hung up
+	hangups   *hangups      // the watcher of conn
 	streams   *atomic.Int64 // the open-streams gauge
 	gone      func()        // called once when the client is found gone; nil: nothing to do
 	src       eventSource
@@ -105,7 +102,7 @@ type streamLoop struct {
 	started  bool
 	finished bool
 	beat     *time.Ticker // the heartbeat, restarted by every written frame
-	watch    *time.Ticker // the hung-up client watcher
+	watched  *watchedConn // conn under the hang-up watch
 	shutdown <-chan struct{}
 	emit     func(stream.Event) bool // l.send, bound once: a method value per read would allocate
 	over     bool                    // the terminal event was rendered, or the client left
@@ -123,7 +120,7 @@ var (
 func (s *Server) serveStream(c *fiber.Ctx, src eventSource, out frameWriter, gone func()) {
 	// *fiber.Ctx is dead once this handler returns: copy what the writer needs now.
 	l := &streamLoop{
-		base: s.ctx, heartbeat: s.cfg.Heartbeat, conn: c.Context().Conn(), streams: &s.openStreams,
+		base: s.ctx, heartbeat: s.cfg.Heartbeat, conn: c.Context().Conn(), hangups: &s.hangups, streams: &s.openStreams,
 		gone: gone, src: src, out: out,
 	}
 	if fctx := c.Context(); hijackable(fctx) {
@@ -216,10 +213,8 @@ func (l *streamLoop) next() error {
 			if l.out.ping() != nil {
 				l.over = true
 			}
-		case <-l.watch.C:
-			if peerClosed(l.conn) {
-				l.hungUp()
-			}
+		case <-l.watched.goneC():
+			l.hungUp()
 		case <-l.shutdown:
 			l.shutdown = nil
 			if l.src.shutdown() {
@@ -241,7 +236,7 @@ func (l *streamLoop) start() {
 	l.started = true
 	l.streams.Add(1)
 	l.beat = time.NewTicker(l.heartbeat)
-	l.watch = time.NewTicker(watchInterval)
+	l.watched = l.hangups.watch(l.conn)
 	l.shutdown = l.base.Done()
 	l.emit = l.send
 }
@@ -263,7 +258,7 @@ func (l *streamLoop) finish() {
 	l.over = true
 	if l.started {
 		l.beat.Stop()
-		l.watch.Stop()
+		l.hangups.unwatch(l.watched)
 		l.streams.Add(-1)
 	}
 	l.src.close()
