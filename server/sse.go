@@ -79,13 +79,14 @@ func (f *frameBuffer) Flush() error                { return nil }
 const maxKeptFrames = 16 << 10
 
 // streamLoop is the one loop of DESIGN rule 3, shared by every streaming response: it waits on
-// the server's shutdown, the run's events and the heartbeat tick, and watches for a client
-// that hung up. The responses differ only in their eventSource and frameWriter.
+// the server's shutdown, the run's events and the heartbeat tick, and on the hang-up watcher
+// (hangups.go). The responses differ only in their eventSource and frameWriter.
 //
-// A streamLoop is the response's body stream: fasthttp calls WriteTo on the connection's own
-// goroutine, so an open stream costs no goroutine, pipe or copy buffer of its own (fasthttp's
-// SetBodyStreamWriter would add all three). Each write to fasthttp's writer is one flushed
-// HTTP chunk. Read serves any other consumer of the body with the same bytes.
+// WriteTo writes the stream; each write is one HTTP chunk, sent at once. On HTTP/1.1 TCP
+// connections WriteTo runs on the stream's own goroutine on the hijacked connection
+// (hijack.go); otherwise (HEAD, HTTP/1.0, app.Test) the loop is fasthttp's body stream and
+// fasthttp calls WriteTo on the connection's goroutine (no SetBodyStreamWriter goroutine, pipe
+// or copy buffer). Read serves any other consumer of the body with the same bytes.
 type streamLoop struct {
 	base      context.Context // the server's: done at shutdown
 	heartbeat time.Duration
