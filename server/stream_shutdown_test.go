@@ -100,9 +100,7 @@ func slowSubscriber(t *testing.T, e *testEnv) {
 	slowClient := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
 		Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
-			if err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-			}); err != nil {
+			if err := c.Control(func(fd uintptr) { serr = setReceiveBuffer(fd, 4096) }); err != nil {
 				return err
 			}
 			return serr

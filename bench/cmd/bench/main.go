@@ -1,6 +1,9 @@
+//go:build linux
+
 // Command bench runs agentgate's benchmark scenarios against a built gateway process and an
 // upstream stand-in (bench/cmd/upstream), all on 127.0.0.1, and writes the results as
-// Markdown and JSON into bench/out/. See bench/README.md for what each number means.
+// Markdown and JSON into bench/out/. See bench/README.md for what each number means. It reads
+// process figures from /proc, so it builds on Linux only.
 //
 //	go run ./bench/cmd/bench -quick      # under 3 minutes (make bench)
 //	go run ./bench/cmd/bench             # full (make bench/full)
