@@ -79,6 +79,14 @@ const DefaultToolResultLimit = 64 << 10
 // spec is copied: the caller may reuse it. It is a pointer so that the long-lived stack of a
 // run stays small while it waits on the model.
 func Run(ctx context.Context, spec *Spec, emit Emit) Outcome {
+	var o Outcome
+	RunTo(ctx, spec, emit, &o)
+	return o
+}
+
+// RunTo is Run writing the Outcome to out: a caller that keeps out on the heap keeps the stack
+// of a run waiting on its model smaller (no frame holds an Outcome meanwhile).
+func RunTo(ctx context.Context, spec *Spec, emit Emit, out *Outcome) {
 	r := &run{spec: *spec, emit: emit, start: time.Now()}
 	if r.spec.ToolResultLimit <= 0 {
 		r.spec.ToolResultLimit = DefaultToolResultLimit
@@ -87,7 +95,7 @@ func Run(ctx context.Context, spec *Spec, emit Emit) Outcome {
 		r.spec.Format = &Format{Kind: OutputText}
 	}
 	err := r.loop(ctx)
-	return r.finish(ctx, err)
+	r.finish(ctx, err, out)
 }
 
 type run struct {
@@ -357,9 +365,9 @@ func (r *run) runTool(ctx context.Context, i int, tc ToolCall, args json.RawMess
 	}}
 }
 
-// finish turns the loop's end into the terminal event and the Outcome.
-func (r *run) finish(ctx context.Context, err error) Outcome {
-	o := Outcome{
+// finish turns the loop's end into the terminal event and the Outcome, written to o.
+func (r *run) finish(ctx context.Context, err error, o *Outcome) {
+	*o = Outcome{
 		Output: r.output.String(), ToolCalls: r.toolCalls, TokensInput: r.tokensIn, TokensOutput: r.tokensOut,
 		CostMicroCents: r.cost, Iterations: r.iterations, TTFT: r.ttft, Latency: time.Since(r.start),
 		ModelTime: r.modelTime,
@@ -377,12 +385,11 @@ func (r *run) finish(ctx context.Context, err error) Outcome {
 			},
 		}
 		r.emit(stream.Event{Type: stream.TypeDone, Done: o.Answer})
-		return o
+		return
 	}
 	o.Status, o.Err = classify(ctx, err)
 	o.Err.RunID = r.spec.RunID
 	r.emit(stream.Event{Type: stream.TypeError, Error: o.Err})
-	return o
 }
 
 // classify maps the loop's error (or the context's cause) to a run status and a safe error.

@@ -37,6 +37,9 @@ type liveRun struct {
 	ran       chan struct{}
 	modelTime time.Duration
 	topic     *stream.Topic // the run's events in the hub (Seq: how far it got)
+	// outcome is where the agent loop leaves its result (here, on the heap, so that no frame
+	// of the run's goroutine holds one while it waits on the model).
+	outcome agent.Outcome
 }
 
 // startReq is what the handler prepared for a run.
@@ -106,11 +109,11 @@ func (rn *runner) execute(ctx context.Context, lr *liveRun, topic *stream.Topic,
 		}
 		batch.add(ev)
 	}
-	o := rn.runSafely(ctx, lr.id, topic, &req.spec, emit)
-	lr.modelTime = o.ModelTime
+	rn.runSafely(ctx, lr, &req.spec, emit)
+	lr.modelTime = lr.outcome.ModelTime
 	close(lr.ran)
 	batch.close()
-	rn.finish(ctx, lr, req, &o)
+	rn.finish(ctx, lr, req, &lr.outcome)
 }
 
 // finish records, bills and forgets a run that ended with o. It is not inlined into execute,
@@ -137,15 +140,15 @@ func (rn *runner) finish(ctx context.Context, lr *liveRun, req *startReq, o *age
 
 // runSafely runs the loop; a panic in it (a bug) is logged, ends the stream with an
 // INTERNAL_ERROR event and the run as an error, instead of taking the gateway down.
-func (rn *runner) runSafely(ctx context.Context, id string, topic *stream.Topic, spec *agent.Spec, emit agent.Emit) (o agent.Outcome) {
+func (rn *runner) runSafely(ctx context.Context, lr *liveRun, spec *agent.Spec, emit agent.Emit) {
 	defer func() {
 		if p := recover(); p != nil {
-			rn.log.Error("run panicked", slog.String("run_id", id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			topic.Close()
-			o = agent.Outcome{Status: agent.StatusError, Err: stream.Errorf(stream.CodeInternal, "internal error")}
+			rn.log.Error("run panicked", slog.String("run_id", lr.id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			lr.topic.Close()
+			lr.outcome = agent.Outcome{Status: agent.StatusError, Err: stream.Errorf(stream.CodeInternal, "internal error")}
 		}
 	}()
-	return agent.Run(ctx, spec, emit)
+	agent.RunTo(ctx, spec, emit, &lr.outcome)
 }
 
 // finishRecord copies a run's outcome into its record.
