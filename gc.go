@@ -7,44 +7,48 @@ import (
 	"time"
 )
 
-// The Go collector lets the heap grow by GOGC percent of the live memory (live heap, goroutine
-// stacks, globals) before the next collection. Unless the operator sets GOGC, the gateway picks
-// the percentage from the live memory, once a second:
+// The Go collector lets the heap grow by GOGC percent of the live memory (live heap plus
+// goroutine stacks) before the next collection. Unless the operator sets GOGC, the gateway
+// sets it once a second so that the heap may grow by twice the live heap, whatever the stacks:
+// GOGC = 200 × heap / (heap + stacks), at least 50.
 //
-//   - small (up to 32 MiB, a gateway answering JSON runs): 200. The runtime's own 100 made
-//     collections the main source of tail latency at 1,000 runs/s on 2 cores (added p99
-//     2.4–2.6 ms at 100, 0.6–2.2 ms at 200; 400 was no better);
-//   - larger (thousands of open streams, each a few goroutine stacks and a small heap): the
-//     growth allowed stays at 64 MiB, down to 50 % from 128 MiB of live memory on. At 200 the
-//     heap of 10,000 open streams grew to three times what they hold, about 12 KiB more per
-//     stream (bench/README.md).
+//   - A gateway answering JSON runs has small stacks: 200. Go's own 100 made collections the
+//     main source of tail latency at 1,000 runs/s on 2 cores (added p99 2.4–2.6 ms at 100,
+//     0.6–2.2 ms at 200; 400 was no better), and there finished runs' events stay in memory
+//     for resumes (30 s), so the live heap is hundreds of MiB and every collection is costly.
+//   - With thousands of open streams, stacks are more than half the live memory: at a fixed
+//     200 they let 10,000 streams' heap grow to about three times what the streams hold
+//     (≈ 47–51 KiB of RSS per stream instead of ≈ 41, bench/README.md).
+//
+// (A policy on live memory alone, 200 falling to 50 past 32 MiB, also shrank the streams, but
+// a busy gateway's lingering runs took it to 50 and its streaming TTFT p99 rose from ≈ 2 to
+// 30–400 ms in the full bench.)
 const (
 	gcPercentMax = 200
 	gcPercentMin = 50
-	gcHeadroom   = 64 << 20
 )
 
-// gcPercentFor is the GOGC for live bytes of live memory.
-func gcPercentFor(live uint64) int {
-	if live == 0 {
+// gcPercentFor is the GOGC for a live heap of heap bytes and stacks bytes of goroutine stacks.
+func gcPercentFor(heap, stacks uint64) int {
+	if heap+stacks == 0 {
 		return gcPercentMax
 	}
-	return int(min(gcPercentMax, max(gcPercentMin, 100*gcHeadroom/live)))
+	return int(max(gcPercentMin, gcPercentMax*heap/(heap+stacks)))
 }
 
-// gcLiveSamples reads what the collector's goal is a percentage of.
-var gcLiveSamples = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes"}
+// gcLiveSamples are the live heap at the last collection and the stacks' size.
+var gcLiveSamples = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes"}
 
-// liveMemory is the live heap at the last collection plus stacks and globals.
-func liveMemory(s []metrics.Sample) uint64 {
+// liveMemory reads the live heap and the stacks.
+func liveMemory(s []metrics.Sample) (heap, stacks uint64) {
 	metrics.Read(s)
-	var n uint64
-	for _, v := range s {
-		if v.Value.Kind() == metrics.KindUint64 {
-			n += v.Value.Uint64()
+	get := func(v metrics.Value) uint64 {
+		if v.Kind() == metrics.KindUint64 {
+			return v.Uint64()
 		}
+		return 0
 	}
-	return n
+	return get(s[0].Value), get(s[1].Value)
 }
 
 // startGCTuner sets the GC percentage from the live memory every period, in a goroutine

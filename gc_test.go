@@ -8,15 +8,17 @@ import (
 )
 
 func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
 	for _, tt := range []struct {
-		live uint64
-		want int
+		heap, stacks uint64
+		want         int
 	}{
-		{0, 200}, {1 << 20, 200}, {32 << 20, 200}, {48 << 20, 133}, {64 << 20, 100},
-		{128 << 20, 50}, {4 << 30, 50},
+		{0, 0, 200}, {20 * mib, 0, 200}, {300 * mib, 6 * mib, 196}, // JSON runs: small stacks
+		{150 * mib, 150 * mib, 100}, {150 * mib, 175 * mib, 92}, // open streams
+		{10 * mib, 500 * mib, 50}, // at least 50
 	} {
-		if got := gcPercentFor(tt.live); got != tt.want {
-			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", tt.live>>20, got, tt.want)
+		if got := gcPercentFor(tt.heap, tt.stacks); got != tt.want {
+			t.Errorf("gcPercentFor(%d MiB heap, %d MiB stacks) = %d, want %d", tt.heap/mib, tt.stacks/mib, got, tt.want)
 		}
 	}
 }
@@ -27,8 +29,8 @@ func TestLiveMemory(t *testing.T) {
 	for i, name := range gcLiveSamples {
 		s[i].Name = name
 	}
-	if n := liveMemory(s); n == 0 {
-		t.Fatalf("live memory 0; samples %+v", s)
+	if heap, stacks := liveMemory(s); heap == 0 || stacks == 0 {
+		t.Fatalf("live heap %d, stacks %d; samples %+v", heap, stacks, s)
 	}
 	for _, v := range s {
 		if v.Value.Kind() != metrics.KindUint64 {
@@ -54,7 +56,7 @@ func TestGCTuner(t *testing.T) {
 	}
 }
 
-func liveMemoryNow() uint64 {
+func liveMemoryNow() (heap, stacks uint64) {
 	s := make([]metrics.Sample, len(gcLiveSamples))
 	for i, name := range gcLiveSamples {
 		s[i].Name = name
