@@ -167,6 +167,7 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 				if b.profile && r == 1000 {
 					stopProf = g.cpuProfile(ctx, filepath.Join(b.outDir, "cpu-overhead-"+db+".pprof"), phase(3*time.Second))
 				}
+				g.settle(ctx)
 				row := b.overhead(ctx, g, r, phase(3*time.Second))
 				if stopProf != nil {
 					stopProf()
@@ -180,11 +181,13 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 			}
 		}
 		if has("streaming") && (db == "sqlite" || !b.quick) {
+			g.settle(ctx)
 			row := b.streaming(ctx, g, 100, phase(3*time.Second))
 			log.Printf("[%s] streaming: added TTFT p50 %.3f p99 %.3f ms, gap p99 %.3f ms, errors %d", db, row.AddedTTFT.P50, row.AddedTTFT.P99, row.AddedGap.P99, row.Errors)
 			b.res.Streaming = append(b.res.Streaming, row)
 		}
 		if has("tools") && (db == "sqlite" || !b.quick) {
+			g.settle(ctx)
 			row, err := b.tools(ctx, g, 50, phase(3*time.Second))
 			if err != nil {
 				g.stop()
@@ -199,6 +202,7 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 				rates = []float64{1000, 2000, 3000}
 			}
 			for _, r := range rates {
+				g.settle(ctx)
 				row := b.storage(ctx, g, r, phase(3*time.Second))
 				log.Printf("[%s] storage %v/s: %.0f records/s, drain %.0f ms, errors %d", db, r, row.RecordsPerSec, row.DrainMs, row.Errors)
 				b.res.Storage = append(b.res.Storage, row)
@@ -359,6 +363,24 @@ func (g *gateway) stop() {
 }
 
 // scrape reads the gateway's /metrics into name{labels} → value.
+// settle waits (at most 30 s) until the gateway has no run in progress and has written every
+// run-log record of the runs it finished, so that a phase does not pay for the backlog of the
+// one before (a saturated 2,000 runs/s phase can leave seconds of it).
+func (g *gateway) settle(ctx context.Context) {
+	deadline := time.Now().Add(30 * time.Second)
+	last := -1.0
+	for time.Now().Before(deadline) {
+		m := g.scrape(ctx)
+		written := m[`agentgate_runlog_records_written_total{kind="runs"}`]
+		if m["agentgate_live_runs"] == 0 && written == last {
+			return
+		}
+		last = written
+		time.Sleep(200 * time.Millisecond)
+	}
+	log.Printf("gateway not idle after 30 s; the next phase starts anyway")
+}
+
 func (g *gateway) scrape(ctx context.Context) map[string]float64 {
 	out := map[string]float64{}
 	req, _ := http.NewRequestWithContext(ctx, "GET", g.url+"/metrics", nil)
