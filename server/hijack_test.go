@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -149,4 +150,57 @@ func TestStreamConnection_Shutdown(t *testing.T) {
 	if n, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("idle connection after shutdown: %v %v, want closed by the server", n, err)
 	}
+}
+
+// TestHijackGuard: the body fasthttp holds while a stream waits for its hijack. Released
+// without a hijack, it closes the loop as if the client had left (no subscription or count
+// leaks); once the hijack claimed the loop, fasthttp's close and writes leave it alone; should
+// fasthttp write the body itself, it gets the whole stream.
+func TestHijackGuard(t *testing.T) {
+	t.Run("released without a hijack", func(t *testing.T) {
+		l, gone := bodyLoop(t, 3)
+		var active activeCount
+		active.add()
+		g := &hijackGuard{l: l, done: active.done}
+		_ = g.CloseWithError(nil)
+		if gone.Load() != 1 || !l.src.(*hubEvents).sub.Ended() || active.n != 0 {
+			t.Fatalf("gone %d, subscription ended %v, streams counted %d; want 1, true, 0",
+				gone.Load(), l.src.(*hubEvents).sub.Ended(), active.n)
+		}
+	})
+	t.Run("claimed by the hijack", func(t *testing.T) {
+		l, gone := bodyLoop(t, 3)
+		var active activeCount
+		active.add()
+		g := &hijackGuard{l: l, done: active.done}
+		if !g.claim(ownerHijack) {
+			t.Fatal("claim failed")
+		}
+		if _, err := g.WriteTo(io.Discard); err == nil {
+			t.Fatal("fasthttp could write a hijacked stream")
+		}
+		_ = g.CloseWithError(nil)
+		if gone.Load() != 0 || l.src.(*hubEvents).sub.Ended() || active.n != 1 {
+			t.Fatalf("after fasthttp's close: gone %d, subscription ended %v, streams counted %d; want 0, false, 1",
+				gone.Load(), l.src.(*hubEvents).sub.Ended(), active.n)
+		}
+		var out bytes.Buffer
+		if _, err := l.WriteTo(&out); err != nil || !strings.Contains(out.String(), "event: done") {
+			t.Fatalf("the hijack's own write: %v %q", err, out.String())
+		}
+	})
+	t.Run("written by fasthttp", func(t *testing.T) {
+		l, gone := bodyLoop(t, 3)
+		var active activeCount
+		active.add()
+		g := &hijackGuard{l: l, done: active.done}
+		var out bytes.Buffer
+		if _, err := g.WriteTo(&out); err != nil || !strings.Contains(out.String(), "event: done") {
+			t.Fatalf("fasthttp's write: %v %q", err, out.String())
+		}
+		_ = g.CloseWithError(nil)
+		if gone.Load() != 0 || active.n != 0 || g.claim(ownerHijack) {
+			t.Fatalf("gone %d, streams counted %d; want 0, 0, and no later hijack", gone.Load(), active.n)
+		}
+	})
 }
