@@ -60,7 +60,7 @@ const (
 type hijackGuard struct {
 	l     *streamLoop
 	owner atomic.Int32
-	done  func() // called once when the stream no longer needs the server (hijackedStreams)
+	done  func() // called once when fasthttp is done with the stream (Server.hijacked)
 }
 
 var (
@@ -108,6 +108,7 @@ func (s *Server) hijackStream(fctx *fasthttp.RequestCtx, l *streamLoop) {
 	fctx.Hijack(func(hj net.Conn) {
 		// fasthttp's goroutine; fctx is alive until this returns.
 		if !g.claim(ownerHijack) {
+			_ = hj.Close() // fasthttp wrote the stream: not expected, but the connection is ours
 			return
 		}
 		closeAfter := fctx.Request.Header.ConnectionClose()
