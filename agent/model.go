@@ -193,6 +193,18 @@ func (m *Models) For(provider, baseURL, apiKey string) (Model, error) {
 			option.WithHTTPClient(m.httpClient),
 			option.WithMaxRetries(m.retries),
 			option.WithMaxRetryDelay(m.retryDelay),
+			// The SDK's telemetry headers (its language, version, OS, CPU, Go version, retry
+			// count, timeout) tell providers nothing they need about the gateway; without them
+			// every upstream request carries 4 headers instead of 12, and the header maps it
+			// keeps while a stream is open (the request's and net/http's clone) are smaller.
+			option.WithHeaderDel("X-Stainless-Lang"),
+			option.WithHeaderDel("X-Stainless-Package-Version"),
+			option.WithHeaderDel("X-Stainless-OS"),
+			option.WithHeaderDel("X-Stainless-Arch"),
+			option.WithHeaderDel("X-Stainless-Runtime"),
+			option.WithHeaderDel("X-Stainless-Runtime-Version"),
+			option.WithHeaderDel("X-Stainless-Retry-Count"),
+			option.WithHeaderDel("X-Stainless-Timeout"),
 		}},
 	}
 	m.cache[key] = c

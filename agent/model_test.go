@@ -241,6 +241,14 @@ func TestCompleteRequestMapping(t *testing.T) {
 				if r.Authorization != "Bearer sk-test" {
 					t.Errorf("authorization = %q", r.Authorization)
 				}
+				for name := range r.Header {
+					if strings.HasPrefix(name, "X-Stainless-") {
+						t.Errorf("the SDK's telemetry header %s reached the provider", name)
+					}
+				}
+				if r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Accept") == "" {
+					t.Errorf("headers %v", r.Header)
+				}
 			},
 		},
 		{

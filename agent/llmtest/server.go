@@ -81,7 +81,8 @@ type Request struct {
 	Stream         bool
 	IncludeUsage   bool // stream_options.include_usage
 	Authorization  string
-	Body           []byte // the raw request body
+	Header         http.Header // every request header
+	Body           []byte      // the raw request body
 	// Aborted reports that the client went away before the reply was complete.
 	Aborted bool
 }
@@ -373,6 +374,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Authorization = r.Header.Get("Authorization")
+	req.Header = r.Header.Clone()
 	rec := s.record(req)
 	if s.cfg.key != "" && req.Authorization != "Bearer "+s.cfg.key {
 		writeError(w, http.StatusUnauthorized, "Incorrect API key provided.", 0)
