@@ -23,18 +23,19 @@ type hangups struct {
 
 // watchedConn is one stream's connection under watch.
 type watchedConn struct {
-	peer *peer
-	gone chan struct{} // closed when the client hung up
+	peer   *peer
+	gone   chan struct{} // closed when the client hung up
+	onGone func()        // called then too, unless nil
 }
 
 // watch starts watching conn; nil when it cannot be peeked at (then only a failed write tells
 // that the client left).
-func (h *hangups) watch(conn net.Conn) *watchedConn {
+func (h *hangups) watch(conn net.Conn, onGone func()) *watchedConn {
 	p := newPeer(conn)
 	if p == nil {
 		return nil
 	}
-	w := &watchedConn{peer: p, gone: make(chan struct{})}
+	w := &watchedConn{peer: p, gone: make(chan struct{}), onGone: onGone}
 	h.mu.Lock()
 	if h.watched == nil {
 		h.watched = make(map[*watchedConn]struct{})
@@ -85,11 +86,15 @@ func (h *hangups) loop() {
 		for i, w := range h.batch {
 			if w.peer.closed() {
 				h.mu.Lock()
-				if _, ok := h.watched[w]; ok {
+				_, ok := h.watched[w]
+				if ok {
 					delete(h.watched, w)
 					close(w.gone)
 				}
 				h.mu.Unlock()
+				if ok && w.onGone != nil {
+					w.onGone()
+				}
 			}
 			h.batch[i] = nil
 		}

@@ -103,6 +103,7 @@ func (s *Server) hijackStream(fctx *fasthttp.RequestCtx, l *streamLoop) {
 	s.hijacked.add()
 	g := &hijackGuard{l: l, done: s.hijacked.done}
 	l.conn = rawConn(l.conn)
+	l.evented = eventable(l.src)
 	fctx.Response.SetBodyStream(g, -1) // chunked; closes g when fasthttp releases fctx
 	fctx.HijackSetNoResponse(true)
 	fctx.Hijack(func(hj net.Conn) {
@@ -116,28 +117,39 @@ func (s *Server) hijackStream(fctx *fasthttp.RequestCtx, l *streamLoop) {
 			fctx.Response.Header.Del(fasthttp.HeaderConnection)
 			fctx.Response.Header.SetConnectionClose()
 		}
-		head := fctx.Response.Header.AppendBytes(nil)
-		go s.writeHijacked(l, hj, head, closeAfter)
+		w := &chunkWriter{conn: rawConn(hj), head: fctx.Response.Header.AppendBytes(nil)}
+		if l.evented {
+			l.w = w
+			l.onEnd = func(err error) { s.endHijacked(l, hj, w, closeAfter, err) }
+			l.kick()
+			return
+		}
+		go s.writeHijacked(l, hj, w, closeAfter)
 	})
 }
 
-// writeHijacked writes the response head and the stream in HTTP/1.1 chunked encoding on the
-// hijacked connection, then gives the connection back to fasthttp for the client's next
-// request, or closes it (the client left or asked to close, or the server is shutting down).
-func (s *Server) writeHijacked(l *streamLoop, hj net.Conn, head []byte, closeAfter bool) {
-	defer s.hijacked.done()
-	raw := rawConn(hj)
-	w := &chunkWriter{conn: raw, head: head}
+// writeHijacked writes the stream in HTTP/1.1 chunked encoding on the hijacked connection
+// (w sends the response head first), then ends it (endHijacked).
+func (s *Server) writeHijacked(l *streamLoop, hj net.Conn, w *chunkWriter, closeAfter bool) {
 	_, err := l.WriteTo(w)
+	s.endHijacked(l, hj, w, closeAfter, err)
+}
+
+// endHijacked ends a stream written on a hijacked connection (err: why it ended early, nil
+// when whole): it writes the last chunk, then gives the connection back to fasthttp for the
+// client's next request, or closes it (the client left or asked to close, or the server is
+// shutting down).
+func (s *Server) endHijacked(l *streamLoop, hj net.Conn, w *chunkWriter, closeAfter bool, err error) {
+	defer s.hijacked.done()
 	if err == nil {
 		err = w.end()
 	}
 	_ = l.CloseWithError(err)
 	if err != nil || closeAfter || s.draining.Load() {
-		_ = raw.Close()
+		_ = w.conn.Close()
 		return
 	}
-	s.serveAgain(hj, raw)
+	s.serveAgain(hj, w.conn)
 }
 
 // maxPipelined bounds what a client may have sent after a streamed request before its answer

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -203,4 +204,44 @@ func TestHijackGuard(t *testing.T) {
 			t.Fatalf("gone %d, streams counted %d; want 0, 0, and no later hijack", gone.Load(), active.n)
 		}
 	})
+}
+
+// TestStreamHeartbeats: while the model is silent a stream sends a heartbeat comment each
+// interval — a synchronous run's stream (evented: no goroutine waits for the timer) and an
+// async run's events (the blocking loop) alike.
+func TestStreamHeartbeats(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sqlite", func(c *Config) { c.Heartbeat = 20 * time.Millisecond })
+	e.LLM.Handle(func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: []string{"partial"}, Hang: true} })
+	ep := e.endpoint(nil)
+	for _, mode := range []string{"sync", "async"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var res *http.Response
+			if mode == "sync" {
+				res = e.openStream(ctx, ep, `{"input":"hang"}`)
+			} else {
+				a := e.startAsync(ep, "hang")
+				res = e.events(ctx, ep, a.RunID, -1)
+			}
+			defer res.Body.Close()
+			br := bufio.NewReader(res.Body)
+			pings, sawToken := 0, false
+			for pings < 3 {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("stream ended after %d pings: %v", pings, err)
+				}
+				switch {
+				case strings.HasPrefix(line, ": ping"):
+					if sawToken {
+						pings++ // only those during the silence after the token count
+					}
+				case strings.Contains(line, `"delta":"partial"`):
+					sawToken = true
+				}
+			}
+		})
+	}
 }

@@ -106,8 +106,18 @@ type streamLoop struct {
 	watched  *watchedConn // conn under the hang-up watch
 	shutdown <-chan struct{}
 	emit     func(stream.Event) bool // l.send, bound once: a method value per read would allocate
-	over     bool                    // the terminal event was rendered, or the client left
-	left     bool                    // the client was found gone
+
+	// Evented mode (sse_evented.go): no goroutine while the stream waits.
+	evented  bool
+	w        *chunkWriter    // where steps write
+	onEnd    func(err error) // called once, on the step goroutine, when the stream is over
+	kicks    atomic.Uint32   // kickIdle, kickRunning, kickAgain
+	beatT    *time.Timer     // the heartbeat, restarted by every written frame
+	beatDue  atomic.Bool     // beatT fired
+	stopShut func() bool     // stops the shutdown kick
+	shutSeen bool            // the shutdown was handled
+	over     bool            // the terminal event was rendered, or the client left
+	left     bool            // the client was found gone
 }
 
 var (
@@ -236,10 +246,14 @@ func (l *streamLoop) next() error {
 func (l *streamLoop) start() {
 	l.started = true
 	l.streams.Add(1)
-	l.beat = time.NewTicker(l.heartbeat)
-	l.watched = l.hangups.watch(l.conn)
-	l.shutdown = l.base.Done()
 	l.emit = l.send
+	if l.evented {
+		l.startEvented()
+		return
+	}
+	l.beat = time.NewTicker(l.heartbeat)
+	l.watched = l.hangups.watch(l.conn, nil)
+	l.shutdown = l.base.Done()
 }
 
 // stop releases the stream's resources early (the frames rendered last are still written) and
@@ -258,7 +272,13 @@ func (l *streamLoop) finish() {
 	l.finished = true
 	l.over = true
 	if l.started {
-		l.beat.Stop()
+		if l.beat != nil {
+			l.beat.Stop()
+		}
+		if l.beatT != nil {
+			l.beatT.Stop()
+			l.stopShut()
+		}
 		l.hangups.unwatch(l.watched)
 		l.streams.Add(-1)
 	}
@@ -281,6 +301,8 @@ func (l *streamLoop) send(ev stream.Event) bool {
 		l.hungUp() // the client cannot get the run's events any more
 	case ev.Type.Terminal():
 		l.over = true
+	case wrote && l.beatT != nil:
+		l.beatT.Reset(l.heartbeat)
 	case wrote:
 		l.beat.Reset(l.heartbeat)
 	}
@@ -346,6 +368,7 @@ type hubEvents struct {
 	// hub goes on from there instead of ending short. stored is the log once switched to it.
 	stored    func(after int64) eventSource
 	fromStore eventSource
+	notify    func() // set by notifyTo
 }
 
 // hubEvents returns the source of a run's events from sub.
@@ -433,7 +456,16 @@ func (h *hubEvents) resume() bool {
 	}
 	h.sub.Close()
 	h.sub = sub
+	if h.notify != nil {
+		sub.OnReady(h.notify)
+	}
 	return true
+}
+
+// notifyTo makes the hub call f whenever events may be waiting (evented streams).
+func (h *hubEvents) notifyTo(f func()) {
+	h.notify = f
+	h.sub.OnReady(f)
 }
 
 // last is the sequence number of the last event read.

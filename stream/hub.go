@@ -219,10 +219,7 @@ func (t *Topic) Publish(e Event) (Event, error) {
 			delete(t.subs, s)
 			continue
 		}
-		select {
-		case s.wake <- struct{}{}:
-		default: // already poked; the pump will see this event too
-		}
+		s.poke()
 	}
 	return e, nil
 }
@@ -266,8 +263,10 @@ func (t *Topic) unsubscribe(s *Subscription) {
 type Subscription struct {
 	topic *Topic
 	wake  chan struct{} // one slot: "new events were published, or the subscription stopped"
-	done  chan struct{} // closed when the subscription is stopped
-	once  sync.Once
+	// notify, when set (OnReady), is called with every signal on wake.
+	notify atomic.Pointer[func()]
+	done   chan struct{} // closed when the subscription is stopped
+	once   sync.Once
 
 	start     int64        // topic seq at subscription: lag is counted from here
 	delivered atomic.Int64 // seq of the last event received by the reader (or afterSeq)
@@ -288,6 +287,25 @@ type Subscription struct {
 // a reader that gets one must call Next until it returns false before it waits again. A new
 // subscription starts with a signal pending.
 func (s *Subscription) Ready() <-chan struct{} { return s.wake }
+
+// OnReady makes the subscription call f whenever it would signal Ready (f must return at
+// once: it runs on the publisher's goroutine), and calls it once now. A reader woken by f, not
+// by Ready, has no goroutine waiting meanwhile.
+func (s *Subscription) OnReady(f func()) {
+	s.notify.Store(&f)
+	f()
+}
+
+// poke signals the reader.
+func (s *Subscription) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // already poked; the reader will see this event too
+	}
+	if f := s.notify.Load(); f != nil {
+		(*f)()
+	}
+}
 
 // Next returns the next event without blocking: first the replay of the stored events after
 // afterSeq, then live events, with no gap and no duplicate, up to and including the terminal
@@ -405,10 +423,7 @@ func (s *Subscription) Close() {
 func (s *Subscription) stop() {
 	s.once.Do(func() {
 		close(s.done)
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.poke()
 	})
 }
 
