@@ -86,7 +86,23 @@ func Run(ctx context.Context, spec *Spec, emit Emit) Outcome {
 
 // RunTo is Run writing the Outcome to out: a caller that keeps out on the heap keeps the stack
 // of a run waiting on its model smaller (no frame holds an Outcome meanwhile).
+//
+// The loop runs in steps (advance) so that, while the model streams, the run waits for the
+// upstream's next bytes here, in RunTo's small frame, not below the loop, the model call and
+// the decoder: the stack of a goroutine waiting that way stays at 4 KiB instead of 8 KiB, and
+// a gateway holds thousands of such waits (see bench/README.md).
 func RunTo(ctx context.Context, spec *Spec, emit Emit, out *Outcome) {
+	r := newRun(spec, emit)
+	for r.advance(ctx) {
+		r.call.st.wait()
+	}
+	r.finish(ctx, r.err, out)
+}
+
+// newRun is not inlined: RunTo's frame stays as small as its three variables.
+//
+//go:noinline
+func newRun(spec *Spec, emit Emit) *run {
 	r := &run{spec: *spec, emit: emit, start: time.Now()}
 	if r.spec.ToolResultLimit <= 0 {
 		r.spec.ToolResultLimit = DefaultToolResultLimit
@@ -94,8 +110,7 @@ func RunTo(ctx context.Context, spec *Spec, emit Emit, out *Outcome) {
 	if r.spec.Format == nil {
 		r.spec.Format = &Format{Kind: OutputText}
 	}
-	err := r.loop(ctx)
-	r.finish(ctx, err, out)
+	return r
 }
 
 type run struct {
@@ -113,64 +128,111 @@ type run struct {
 	iterations int
 	ttft       time.Duration
 	modelTime  time.Duration
+
+	// The loop's state between steps.
+	begun   bool
+	msgs    []Message  // the prompt of the next model call
+	tools   []ToolSpec // the workspace's tools (nil after a JSON correction)
+	offer   []ToolSpec // the tools offered to the current call
+	spent   int        // tool calls executed
+	retried bool       // a JSON correction was asked for
+	call    *modelCall // the model call in progress
+	err     error      // why the loop ended (nil: it answered)
+}
+
+// modelCall is one model call (one iteration) in progress.
+type modelCall struct {
+	it    int
+	start time.Time
+	turn  strings.Builder // its text
+	// st is the stream of a model the run reads in steps (openAIModel); nil for a Model
+	// that streams inside Complete, whose answer is then resp and err.
+	st   *modelStream
+	resp Response
+	err  error
+}
+
+// stepper is a Model whose stream the run reads in steps.
+type stepper interface {
+	open(ctx context.Context, req Request, onDelta func(delta string)) *modelStream
 }
 
 func (r *run) thinking(status, msg string, iteration int) {
 	r.emit(stream.Event{Type: stream.TypeThinking, Thinking: &stream.Thinking{Status: status, Message: msg, Iteration: iteration}})
 }
 
-func (r *run) loop(ctx context.Context) error {
-	r.thinking(stream.StatusStarting, "Starting run", 0)
+// advance runs the loop until it must wait on the model's stream (true: wait on r.call.st,
+// then advance again) or the run is over (false; r.err says how).
+//
+//go:noinline
+func (r *run) advance(ctx context.Context) bool {
+	if !r.begun {
+		r.begun = true
+		if r.err = r.begin(ctx); r.err != nil {
+			return false
+		}
+		r.startCall(ctx)
+	}
+	for {
+		if st := r.call.st; st != nil && !st.step() {
+			return true
+		}
+		resp, err := r.endCall(ctx)
+		if err != nil {
+			r.err = err
+			return false
+		}
+		if done, err := r.afterCall(ctx, &resp); done {
+			r.err = err
+			return false
+		}
+		r.startCall(ctx)
+	}
+}
 
+// begin reports the start, loads the tools and builds the first prompt.
+func (r *run) begin(ctx context.Context) error {
+	r.thinking(stream.StatusStarting, "Starting run", 0)
 	tools, err := r.loadTools(ctx)
 	if err != nil {
 		return err
 	}
-
-	msgs := r.firstMessages()
-	spent := 0
-	retried := false
-	for {
-		offer := tools
-		if spent >= r.spec.MaxToolCalls {
-			offer = nil // budget spent: one last call without tools, so the caller still gets an answer
-		}
-		resp, err := r.call(ctx, msgs, offer)
-		if err != nil {
-			return err
-		}
-		if len(resp.ToolCalls) > 0 && len(offer) > 0 {
-			if msgs, err = r.toolTurn(ctx, msgs, &resp, spent); err != nil {
-				return err
-			}
-			spent += min(len(resp.ToolCalls), r.spec.MaxToolCalls-spent)
-			continue
-		}
-		if r.spec.Format.Kind != OutputJSON {
-			return nil
-		}
-		parsed, perr := r.spec.Format.Parse(r.lastTurn)
-		if perr == nil {
-			r.parsed = parsed
-			r.output.Reset()
-			r.output.WriteString(r.lastTurn)
-			return nil
-		}
-		if retried {
-			return stream.Errorf(stream.CodeValidation, "%s", perr.Error())
-		}
-		retried = true
-		msgs = r.correction(msgs, resp.Content, perr)
-		tools = nil // the correction is about format, not facts
-	}
+	r.tools = tools
+	r.msgs = r.firstMessages()
+	return nil
 }
 
-// The loop's less common steps are methods of their own: their locals would otherwise sit in
-// the loop's stack frame for as long as the run waits on the model.
+// afterCall decides what follows a model call that answered resp: a tool turn, a JSON
+// correction (done false: call the model again) or the end of the run (done true, with the
+// error that ends it, if any).
+func (r *run) afterCall(ctx context.Context, resp *Response) (done bool, err error) {
+	if len(resp.ToolCalls) > 0 && len(r.offer) > 0 {
+		if r.msgs, err = r.toolTurn(ctx, r.msgs, resp, r.spent); err != nil {
+			return true, err
+		}
+		r.spent += min(len(resp.ToolCalls), r.spec.MaxToolCalls-r.spent)
+		return false, nil
+	}
+	if r.spec.Format.Kind != OutputJSON {
+		return true, nil
+	}
+	parsed, perr := r.spec.Format.Parse(r.lastTurn)
+	if perr == nil {
+		r.parsed = parsed
+		r.output.Reset()
+		r.output.WriteString(r.lastTurn)
+		return true, nil
+	}
+	if r.retried {
+		return true, stream.Errorf(stream.CodeValidation, "%s", perr.Error())
+	}
+	r.retried = true
+	r.msgs = r.correction(r.msgs, resp.Content, perr)
+	r.tools = nil // the correction is about format, not facts
+	return false, nil
+}
 
 // loadTools lists the workspace's tools (none without a workspace), reporting progress.
-//
-//go:noinline
 func (r *run) loadTools(ctx context.Context) ([]ToolSpec, error) {
 	if r.spec.Tools == nil {
 		return nil, nil
@@ -196,8 +258,6 @@ func (r *run) loadTools(ctx context.Context) ([]ToolSpec, error) {
 }
 
 // firstMessages is the prompt of the first model call.
-//
-//go:noinline
 func (r *run) firstMessages() []Message {
 	return []Message{
 		{Role: RoleSystem, Content: r.spec.SystemPrompt + r.spec.Format.Instruction()},
@@ -207,8 +267,6 @@ func (r *run) firstMessages() []Message {
 
 // toolTurn runs the tool calls of resp (within what is left of the budget) and returns the
 // messages with the assistant's calls and their results appended.
-//
-//go:noinline
 func (r *run) toolTurn(ctx context.Context, msgs []Message, resp *Response, spent int) ([]Message, error) {
 	msgs = append(msgs, Message{Role: RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
 	results := r.runTools(ctx, resp.ToolCalls, r.spec.MaxToolCalls-spent)
@@ -222,8 +280,6 @@ func (r *run) toolTurn(ctx context.Context, msgs []Message, resp *Response, spen
 }
 
 // correction asks the model once more for valid JSON after perr rejected its answer.
-//
-//go:noinline
 func (r *run) correction(msgs []Message, answer string, perr error) []Message {
 	r.thinking(stream.StatusLLMCall, "Retrying: "+perr.Error(), r.iterations+1)
 	r.output.Reset()
@@ -233,35 +289,57 @@ func (r *run) correction(msgs []Message, answer string, perr error) []Message {
 			". Answer again with valid JSON only, no prose and no code fences."})
 }
 
-// call makes one model call (one iteration), streaming its text as token events.
-func (r *run) call(ctx context.Context, msgs []Message, tools []ToolSpec) (Response, error) {
+// startCall starts the next model call (one iteration), streaming its text as token events.
+// With the workspace's tool budget spent, the call offers no tools, so the caller still gets
+// an answer.
+func (r *run) startCall(ctx context.Context) {
+	r.offer = r.tools
+	if r.spent >= r.spec.MaxToolCalls {
+		r.offer = nil
+	}
 	r.iterations++
-	it := r.iterations
-	r.thinking(stream.StatusLLMCall, fmt.Sprintf("Calling model %s", r.spec.ModelName), it)
-	var turn strings.Builder
-	callStart := time.Now()
-	resp, err := r.spec.Model.Complete(ctx, Request{
+	c := &modelCall{it: r.iterations}
+	r.call = c
+	r.thinking(stream.StatusLLMCall, fmt.Sprintf("Calling model %s", r.spec.ModelName), c.it)
+	req := Request{
 		Model:       r.spec.ModelName,
-		Messages:    msgs,
-		Tools:       tools,
+		Messages:    r.msgs,
+		Tools:       r.offer,
 		MaxTokens:   r.spec.MaxTokens,
 		Temperature: r.spec.Temperature,
 		Format:      r.spec.Format.ResponseFormat(),
 		Schema:      r.spec.Format.SchemaRaw,
-	}, func(delta string) {
+	}
+	onDelta := func(delta string) {
 		if delta == "" {
 			return
 		}
 		if r.ttft == 0 {
 			r.ttft = time.Since(r.start)
 		}
-		turn.WriteString(delta)
+		c.turn.WriteString(delta)
 		r.output.WriteString(delta)
-		r.emit(stream.Event{Type: stream.TypeToken, Token: &stream.Token{Iteration: it, Delta: delta}})
-	})
-	r.modelTime += time.Since(callStart)
-	r.lastTurn = turn.String()
-	// Usage is counted even for a failed call: what was spent is billed and logged.
+		r.emit(stream.Event{Type: stream.TypeToken, Token: &stream.Token{Iteration: c.it, Delta: delta}})
+	}
+	c.start = time.Now()
+	if m, ok := r.spec.Model.(stepper); ok {
+		c.st = m.open(ctx, req, onDelta)
+		return
+	}
+	c.resp, c.err = r.spec.Model.Complete(ctx, req, onDelta)
+}
+
+// endCall ends the model call whose stream has ended: it counts what the call spent (even
+// when it failed: what was spent is billed and logged) and returns its answer.
+func (r *run) endCall(ctx context.Context) (Response, error) {
+	c := r.call
+	r.call = nil
+	resp, err := c.resp, c.err
+	if c.st != nil {
+		resp, err = c.st.result(ctx)
+	}
+	r.modelTime += time.Since(c.start)
+	r.lastTurn = c.turn.String()
 	var cost int64
 	if r.spec.Cost != nil {
 		cost = r.spec.Cost(resp.TokensInput, resp.TokensOutput)
@@ -271,7 +349,7 @@ func (r *run) call(ctx context.Context, msgs []Message, tools []ToolSpec) (Respo
 	r.cost += cost
 	if err == nil || resp.TokensInput+resp.TokensOutput > 0 {
 		r.emit(stream.Event{Type: stream.TypeUsage, Usage: &stream.Usage{
-			Iteration: it, TokensInput: resp.TokensInput, TokensOutput: resp.TokensOutput, CostCents: MicroToCents(cost),
+			Iteration: c.it, TokensInput: resp.TokensInput, TokensOutput: resp.TokensOutput, CostCents: MicroToCents(cost),
 		}})
 	}
 	return resp, err

@@ -62,6 +62,9 @@ var (
 	errEventTooLarge = errors.New("stream event too large")
 	// errHasError is chunkDecoder.decode's report of a top-level "error" member.
 	errHasError = errors.New("chunk carries an error")
+	// errNeedInput: a reader in push mode has used up its buffer before the next event;
+	// its owner reads more (fill) and asks again. Nothing read so far is lost.
+	errNeedInput = errors.New("stream needs more input")
 )
 
 // streamEventError is an error the upstream sent inside the stream: an "error" event or a
@@ -78,10 +81,7 @@ type chunkStream struct {
 	dec chunkDecoder
 }
 
-// newChunkStream reads the chunks of body. It is not inlined, so the stream lives on the
-// heap, not in the stack frame of a run that waits on it for a long time.
-//
-//go:noinline
+// newChunkStream reads the chunks of body (pull mode).
 func newChunkStream(body io.Reader) *chunkStream {
 	s := &chunkStream{}
 	s.sse.init(body)
@@ -126,16 +126,27 @@ func (s *chunkStream) next(c *chunk) error {
 // comment; data lines are joined by "\n"; a blank line dispatches the event if it had data;
 // an event not terminated by a blank line at the end of the body is dropped. Like
 // openai-go's decoder it ignores id and retry.
+//
+// In pull mode next reads from rd when it needs input. In push mode (push set) it never
+// reads: it returns errNeedInput, keeping the event and line it is in the middle of, and
+// its owner calls fill and then next again. A run uses push mode so that it waits for the
+// upstream in a shallow frame (see run.advance), not at the bottom of the decoder.
 type sseReader struct {
-	rd    io.Reader
-	buf   []byte // read buffer; buf[r:w] is unread
-	r, w  int
-	err   error  // sticky read error, returned once buf is drained
-	line  []byte // a line longer than buf, assembled
-	data  []byte // the current event's data
-	typ   []byte // the current event's type
-	cr    bool   // the last line ended in CR: an LF right after it is part of that line end
-	limit int    // maxEventSize (tests lower it)
+	rd      io.Reader
+	buf     []byte // read buffer; buf[r:w] is unread
+	r, w    int
+	err     error  // sticky read error, returned once buf is drained
+	line    []byte // a line longer than buf, assembled
+	data    []byte // the current event's data: in buf (inBuf) or own
+	own     []byte // data that could not stay in buf
+	typ     []byte // the current event's type
+	cr      bool   // the last line ended in CR: an LF right after it is part of that line end
+	push    bool   // push mode: errNeedInput instead of reading
+	hasData bool   // the current event has data (a blank line dispatches it)
+	inBuf   bool   // data is a slice of buf (copied to own before buf changes)
+	evOut   bool   // typ and data were returned: the next call starts a new event
+	lineOut bool   // line was returned: the next call starts a new line
+	limit   int    // maxEventSize (tests lower it)
 }
 
 func (s *sseReader) init(rd io.Reader) {
@@ -147,15 +158,17 @@ func (s *sseReader) init(rd io.Reader) {
 // next returns the next event's type and data, valid until the next call. At the end of
 // the body it returns io.EOF (or the read error).
 func (s *sseReader) next() (typ, data []byte, err error) {
-	s.typ, s.data = s.typ[:0], s.data[:0]
-	hasData := false
+	if s.evOut {
+		s.typ, s.data, s.inBuf, s.hasData, s.evOut = s.typ[:0], nil, false, false, false
+	}
 	for {
 		line, err := s.readLine()
 		if err != nil {
 			return nil, nil, err
 		}
 		if len(line) == 0 {
-			if hasData {
+			if s.hasData {
+				s.evOut = true
 				return s.typ, s.data, nil
 			}
 			s.typ = s.typ[:0]
@@ -170,16 +183,25 @@ func (s *sseReader) next() (typ, data []byte, err error) {
 		case "event":
 			s.typ = append(s.typ[:0], value...)
 		case "data":
-			if hasData {
+			switch {
+			case s.hasData:
 				if len(s.data)+1+len(value) > s.limit {
 					return nil, nil, errEventTooLarge
 				}
-				s.data = append(s.data, '\n')
-			} else if len(value) > s.limit {
+				s.keepData()
+				s.own = append(append(s.own, '\n'), value...)
+				s.data = s.own
+			case len(value) > s.limit:
 				return nil, nil, errEventTooLarge
+			case s.lineOut: // an assembled line: it is reused for the next one
+				s.own = append(s.own[:0], value...)
+				s.data = s.own
+			default:
+				// The usual event, one data line that arrived whole: it is not copied, and
+				// a stream that waits holds no copy of its last chunk.
+				s.data, s.inBuf = value, true
 			}
-			s.data = append(s.data, value...)
-			hasData = true
+			s.hasData = true
 		}
 	}
 }
@@ -187,7 +209,9 @@ func (s *sseReader) next() (typ, data []byte, err error) {
 // readLine returns the next line without its end, valid until the next call. A partial
 // line at the end of the body is dropped (it could not complete an event).
 func (s *sseReader) readLine() ([]byte, error) {
-	s.line = s.line[:0]
+	if s.lineOut {
+		s.line, s.lineOut = s.line[:0], false
+	}
 	for {
 		if s.r < s.w {
 			if s.cr {
@@ -208,10 +232,12 @@ func (s *sseReader) readLine() ([]byte, error) {
 					return nil, errEventTooLarge
 				}
 				s.line = append(s.line, b[:i]...)
+				s.lineOut = true
 				return s.line, nil
 			}
 			if s.r > 0 {
 				// Make room: move the partial line to the front.
+				s.keepData()
 				s.w = copy(s.buf, b)
 				s.r = 0
 			} else if s.w == len(s.buf) {
@@ -226,7 +252,18 @@ func (s *sseReader) readLine() ([]byte, error) {
 		if s.err != nil {
 			return nil, s.err
 		}
+		if s.push {
+			return nil, errNeedInput
+		}
 		s.fill()
+	}
+}
+
+// keepData copies the current event's data out of buf, which is about to change.
+func (s *sseReader) keepData() {
+	if s.inBuf {
+		s.own = append(s.own[:0], s.data...)
+		s.data, s.inBuf = s.own, false
 	}
 }
 
@@ -242,8 +279,10 @@ func lineEnd(b []byte) int {
 	return i
 }
 
-// fill reads once into the free end of buf (s.w < len(s.buf)).
+// fill reads once into the free end of buf (s.w < len(s.buf)); in push mode, call it after
+// next returned errNeedInput.
 func (s *sseReader) fill() {
+	s.keepData()
 	if s.r == s.w {
 		s.r, s.w = 0, 0
 	}

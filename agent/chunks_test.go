@@ -19,18 +19,51 @@ import (
 
 type sseEvent struct{ typ, data string }
 
-// readEvents reads every event of body through an sseReader.
-func readEvents(r io.Reader) ([]sseEvent, error) {
+// readEvents reads every event of the body mk returns through an sseReader in pull mode,
+// then of a second such body in push mode, and fails t when the two disagree.
+func readEvents(t testing.TB, mk func() io.Reader) ([]sseEvent, error) {
+	t.Helper()
+	out, err := readEventsMode(mk(), false)
+	pout, perr := readEventsMode(mk(), true)
+	if fmt.Sprintf("%q", pout) != fmt.Sprintf("%q", out) || fmt.Sprint(perr) != fmt.Sprint(err) {
+		t.Errorf("push mode: %q, %v\npull mode: %q, %v", pout, perr, out, err)
+	}
+	return out, err
+}
+
+// readEventsMode reads every event of r through an sseReader; in push mode the caller
+// fills it when it asks for input.
+func readEventsMode(r io.Reader, push bool) ([]sseEvent, error) {
 	var s sseReader
 	s.init(r)
+	s.push = push
 	var out []sseEvent
 	for {
 		typ, data, err := s.next()
+		if push && err == errNeedInput {
+			s.fill()
+			continue
+		}
 		if err != nil {
 			return out, err
 		}
 		out = append(out, sseEvent{string(typ), string(data)})
 	}
+}
+
+// piecesReader returns s n bytes at a time.
+type piecesReader struct {
+	s string
+	n int
+}
+
+func (p *piecesReader) Read(b []byte) (int, error) {
+	if p.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(b[:min(len(b), p.n)], p.s)
+	p.s = p.s[n:]
+	return n, nil
 }
 
 // failAfter returns its text, then err.
@@ -61,6 +94,11 @@ func TestSSEReader(t *testing.T) {
 			name: "LF",
 			body: "data: one\n\ndata: two\n\n",
 			want: []sseEvent{{"", "one"}, {"", "two"}},
+		},
+		{
+			name: "lines after the data line",
+			body: "data: first chunk\n: a comment before the end of the event\nid: 7\n\ndata: second\n\n",
+			want: []sseEvent{{"", "first chunk"}, {"", "second"}},
 		},
 		{
 			name: "CRLF",
@@ -147,20 +185,27 @@ func TestSSEReader(t *testing.T) {
 		"whole":    func(s string) io.Reader { return strings.NewReader(s) },
 		"one byte": func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) },
 		"half":     func(s string) io.Reader { return iotest.HalfReader(strings.NewReader(s)) },
+		// Pieces that end inside the line after a data line: the reader must keep the data
+		// it has not copied when it makes room for the rest of that line.
+		"7 bytes":  func(s string) io.Reader { return &piecesReader{s: s, n: 7} },
+		"13 bytes": func(s string) io.Reader { return &piecesReader{s: s, n: 13} },
 	}
 	for _, tt := range tests {
 		for rname, reader := range readers {
 			t.Run(tt.name+"/"+rname, func(t *testing.T) {
 				t.Parallel()
-				r := reader(tt.body)
-				wantErr := tt.wantErr
-				if tt.readErr != nil {
-					r = &failAfter{r: r, err: tt.readErr}
+				mk := func() io.Reader {
+					r := reader(tt.body)
+					if tt.readErr != nil {
+						r = &failAfter{r: r, err: tt.readErr}
+					}
+					return r
 				}
+				wantErr := tt.wantErr
 				if wantErr == nil {
 					wantErr = io.EOF
 				}
-				got, err := readEvents(r)
+				got, err := readEvents(t, mk)
 				if !errors.Is(err, wantErr) {
 					t.Errorf("err = %v, want %v", err, wantErr)
 				}
@@ -201,7 +246,7 @@ func FuzzSSEReader(f *testing.F) {
 		if dec.Err() != nil {
 			t.Skip(dec.Err())
 		}
-		got, err := readEvents(iotest.HalfReader(bytes.NewReader(body)))
+		got, err := readEvents(t, func() io.Reader { return iotest.HalfReader(bytes.NewReader(body)) })
 		if err != io.EOF {
 			t.Fatalf("err = %v", err)
 		}

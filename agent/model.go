@@ -228,18 +228,69 @@ var _ Model = (*openAIModel)(nil)
 // include_usage), the usage is estimated: input ≈ prompt characters / 4, output = content
 // and tool-argument deltas received (about one token each).
 func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(delta string)) (Response, error) {
+	st := m.open(ctx, req, onDelta)
+	for !st.step() {
+		st.wait()
+	}
+	return st.result(ctx)
+}
+
+// modelStream is one streamed completion read in steps: step decodes what has arrived, wait
+// reads more (a model call's long wait), result ends it. A run drives it itself
+// (run.advance), so that it waits on the upstream in a shallow stack frame.
+type modelStream struct {
+	m       *openAIModel
+	req     Request
+	onDelta func(delta string)
+	body    io.ReadCloser // nil when sending failed
+	chunks  chunkStream   // push mode
+	ck      chunk         // the chunk being decoded (its slices are reused)
+	c       completion
+	ended   bool
+	err     error // why the stream ended; nil: cleanly
+}
+
+// open sends req and returns its stream; one whose request failed has already ended.
+func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta string)) *modelStream {
+	st := &modelStream{m: m, req: req, onDelta: onDelta}
 	if ctx.Err() != nil {
-		return Response{}, context.Cause(ctx)
+		st.err, st.ended = context.Cause(ctx), true
+		return st
 	}
-	body, err := m.send(ctx, req)
-	if body != nil {
-		defer body.Close()
+	st.body, st.err = m.send(ctx, req)
+	if st.err != nil {
+		st.ended = true
+		return st
 	}
-	var c completion
-	if err == nil {
-		err = c.read(body, onDelta)
+	st.chunks.sse.init(st.body)
+	st.chunks.sse.push = true
+	return st
+}
+
+// step decodes the chunks that have arrived and reports whether the stream has ended (then
+// call result); false: call wait, then step again.
+func (st *modelStream) step() bool {
+	if st.ended {
+		return true
 	}
-	return m.result(ctx, &req, &c, err)
+	err := st.c.feed(&st.chunks, &st.ck, st.onDelta)
+	if err == errNeedInput {
+		return false
+	}
+	st.err, st.ended = err, true
+	return true
+}
+
+// wait reads the next piece of the stream (blocking until the upstream sends or the request
+// ends: ctx cancels it).
+func (st *modelStream) wait() { st.chunks.sse.fill() }
+
+// result closes the stream and returns Complete's answer.
+func (st *modelStream) result(ctx context.Context) (Response, error) {
+	if st.body != nil {
+		st.body.Close()
+	}
+	return st.m.result(ctx, &st.req, &st.c, st.err)
 }
 
 // completion is what one streamed completion has delivered so far.
@@ -251,12 +302,11 @@ type completion struct {
 	usageSeen bool
 }
 
-// read reads the stream's chunks into c until [DONE], the end of the body or an error.
-func (c *completion) read(body io.Reader, onDelta func(delta string)) error {
-	s := newChunkStream(body)
-	var ck chunk
+// feed decodes s's chunks into c until [DONE] or the end of the body (nil), an error, or
+// errNeedInput (s has used up what arrived). ck is scratch space for one chunk.
+func (c *completion) feed(s *chunkStream, ck *chunk, onDelta func(delta string)) error {
 	for {
-		if err := s.next(&ck); err != nil {
+		if err := s.next(ck); err != nil {
 			if err == io.EOF {
 				return nil
 			}
@@ -292,8 +342,6 @@ func (c *completion) read(body io.Reader, onDelta func(delta string)) error {
 }
 
 // result is Complete's answer once the stream ended with err (nil: it ended cleanly).
-//
-//go:noinline
 func (m *openAIModel) result(ctx context.Context, req *Request, c *completion, err error) (Response, error) {
 	resp := c.resp
 	resp.Content = c.content.String()
@@ -317,10 +365,7 @@ func (m *openAIModel) result(ctx context.Context, req *Request, c *completion, e
 }
 
 // send posts the streaming request and returns the response body to read (close it when
-// not nil). It is its own function so that its stack frame (openai-go's request machinery)
-// is gone while Complete waits on the stream: an open stream's goroutine stays small.
-//
-//go:noinline
+// not nil).
 func (m *openAIModel) send(ctx context.Context, req Request) (io.ReadCloser, error) {
 	payload, err := requestBody(req)
 	if err != nil {

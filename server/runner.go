@@ -40,6 +40,8 @@ type liveRun struct {
 	// outcome is where the agent loop leaves its result (here, on the heap, so that no frame
 	// of the run's goroutine holds one while it waits on the model).
 	outcome agent.Outcome
+	emit    agent.Emit    // publishes the run's events
+	batch   *eventBatcher // stores an async run's events; nil for a synchronous run
 }
 
 // startReq is what the handler prepared for a run.
@@ -71,12 +73,27 @@ var errClientGone = stream.Errorf(stream.CodeUnavailable, "client disconnected")
 // start begins a run and returns it with a subscription to its events from the first one.
 func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 	ctx, cancel := context.WithCancelCause(rn.base)
-	ctx, stopTimer := context.WithTimeoutCause(ctx, req.timeout,
-		stream.Errorf(stream.CodeTimeout, "run exceeded its timeout of %d ms", req.timeout.Milliseconds()))
+	// The timeout cancels the run with a TIMEOUT cause. A timer, not a context.WithTimeout
+	// layer over ctx: one context per run instead of two (an open stream's run holds them).
+	timeout := stream.Errorf(stream.CodeTimeout, "run exceeded its timeout of %d ms", req.timeout.Milliseconds())
+	timer := time.AfterFunc(req.timeout, func() { cancel(timeout) })
 	lr := &liveRun{id: req.rec.ID, async: req.async, cancel: cancel, done: make(chan struct{}), ran: make(chan struct{})}
 	topic := rn.hub.Open(lr.id)
 	lr.topic = topic
 	sub, _ := rn.hub.Subscribe(lr.id, 0)
+
+	if req.async {
+		// Stored for replay after this instance forgets the run; written in batches.
+		lr.batch = newEventBatcher(lr.id, rn.rlog)
+	}
+	lr.emit = func(ev stream.Event) {
+		ev, err := topic.Publish(ev)
+		if err != nil {
+			rn.log.Error("publish event", slog.String("run_id", lr.id), slog.Any("err", err))
+			return
+		}
+		lr.batch.add(ev)
+	}
 
 	rn.mu.Lock()
 	rn.live[lr.id] = lr
@@ -84,42 +101,39 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 	rn.wg.Add(1)
 	rn.rlog.save(req.rec)
 
-	go func() {
-		defer rn.wg.Done()
-		defer close(lr.done)
-		defer cancel(nil)
-		defer stopTimer()
-		rn.execute(ctx, lr, topic, &req)
-	}()
+	go rn.execute(ctx, lr, &req, timer)
 	return lr, sub
 }
 
-// execute runs the run and finishes its record: the body of the run's goroutine.
-func (rn *runner) execute(ctx context.Context, lr *liveRun, topic *stream.Topic, req *startReq) {
-	var batch *eventBatcher
-	if req.async {
-		// Stored for replay after this instance forgets the run; written in batches.
-		batch = newEventBatcher(lr.id, rn.rlog)
+// execute is the run's goroutine. While the run streams from its model, this frame is the
+// only one above agent.RunTo's wait, so it holds nothing but its arguments: the goroutine's
+// stack then stays at 4 KiB (bench/README.md, "What an open stream is made of"). ended does
+// the rest, also after a panic.
+func (rn *runner) execute(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
+	defer rn.ended(ctx, lr, req, timer)
+	agent.RunTo(ctx, &req.spec, lr.emit, &lr.outcome)
+}
+
+// ended finishes a run whose loop returned, or panicked: a panic (a bug) is logged and ends
+// the stream with an INTERNAL_ERROR event and the run as an error, instead of taking the
+// gateway down. Then the run is recorded, billed and forgotten.
+func (rn *runner) ended(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
+	if p := recover(); p != nil {
+		rn.log.Error("run panicked", slog.String("run_id", lr.id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+		lr.topic.Close()
+		lr.outcome = agent.Outcome{Status: agent.StatusError, Err: stream.Errorf(stream.CodeInternal, "internal error")}
 	}
-	emit := func(ev stream.Event) {
-		ev, err := topic.Publish(ev)
-		if err != nil {
-			rn.log.Error("publish event", slog.String("run_id", lr.id), slog.Any("err", err))
-			return
-		}
-		batch.add(ev)
-	}
-	rn.runSafely(ctx, lr, &req.spec, emit)
+	defer rn.wg.Done()
+	defer close(lr.done)
+	defer lr.cancel(nil)
+	defer timer.Stop()
 	lr.modelTime = lr.outcome.ModelTime
 	close(lr.ran)
-	batch.close()
+	lr.batch.close()
 	rn.finish(ctx, lr, req, &lr.outcome)
 }
 
-// finish records, bills and forgets a run that ended with o. It is not inlined into execute,
-// whose stack frame stays small while the run waits on its model.
-//
-//go:noinline
+// finish records, bills and forgets a run that ended with o.
 func (rn *runner) finish(ctx context.Context, lr *liveRun, req *startReq, o *agent.Outcome) {
 	rec := req.rec
 	finishRecord(rec, *o)
@@ -136,19 +150,6 @@ func (rn *runner) finish(ctx context.Context, lr *liveRun, req *startReq, o *age
 	rn.mu.Lock()
 	delete(rn.live, lr.id)
 	rn.mu.Unlock()
-}
-
-// runSafely runs the loop; a panic in it (a bug) is logged, ends the stream with an
-// INTERNAL_ERROR event and the run as an error, instead of taking the gateway down.
-func (rn *runner) runSafely(ctx context.Context, lr *liveRun, spec *agent.Spec, emit agent.Emit) {
-	defer func() {
-		if p := recover(); p != nil {
-			rn.log.Error("run panicked", slog.String("run_id", lr.id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			lr.topic.Close()
-			lr.outcome = agent.Outcome{Status: agent.StatusError, Err: stream.Errorf(stream.CodeInternal, "internal error")}
-		}
-	}()
-	agent.RunTo(ctx, spec, emit, &lr.outcome)
 }
 
 // finishRecord copies a run's outcome into its record.

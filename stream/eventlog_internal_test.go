@@ -7,11 +7,12 @@ import "testing"
 func TestEventLog(t *testing.T) {
 	var l eventLog
 	var snaps []eventLog
-	for i := range 3*logBlock + 3 {
+	const total = firstBlock*(1+2+4) + 3 // three full blocks and three events of a fourth
+	for i := range total {
 		l.add(Event{Seq: int64(i + 1), Type: TypeToken})
 		snaps = append(snaps, l)
 	}
-	if l.n != 3*logBlock+3 || len(l.blocks) != 4 {
+	if l.n != total || len(l.blocks) != 4 || len(l.blocks[0]) != firstBlock || len(l.blocks[3]) != 8*firstBlock {
 		t.Fatalf("n %d, blocks %d", l.n, len(l.blocks))
 	}
 	for k, s := range snaps {

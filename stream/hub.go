@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -470,27 +471,41 @@ func (s *Subscription) exit() {
 	s.topic.hub.wg.Done()
 }
 
-// eventLog is an append-only sequence of events kept in fixed-size blocks. Appending never
-// moves an event, so a copy of the log (its block list and length) taken under the topic's
-// lock stays readable without it while the producer appends, and a run's events are not
-// copied over and over as they grow (with one slice, that growth was a sixth of the bytes a
-// run allocated).
+// eventLog is an append-only sequence of events kept in blocks that double in size: 4
+// events, then 8, 16 … Appending never moves an event, so a copy of the log (its block list
+// and length) taken under the topic's lock stays readable without it while the producer
+// appends, and a run's events are not copied over and over as they grow (with one slice,
+// that growth was a sixth of the bytes a run allocated). The first block is small because
+// every open stream's run holds one while it waits on its model (a few events in), and the
+// doubling keeps a long run to a handful of blocks.
 type eventLog struct {
-	blocks []*[logBlock]Event
+	blocks [][]Event // block k holds firstBlock<<k events
 	n      int
 }
 
-// logBlock is how many events one block holds: a block is 640 bytes.
-const logBlock = 8
+// firstBlock is the size of the first block (a power of two).
+const firstBlock = 4
+
+// block returns the block and offset of event i: with j = i+firstBlock, block k holds the j
+// from firstBlock<<k up to twice that.
+func block(i int) (k, off int) {
+	j := uint(i + firstBlock)
+	k = bits.Len(j) - bits.Len(firstBlock)
+	return k, int(j) - firstBlock<<k
+}
 
 // add appends e.
 func (l *eventLog) add(e Event) {
-	if l.n%logBlock == 0 {
-		l.blocks = append(l.blocks, new([logBlock]Event))
+	k, off := block(l.n)
+	if off == 0 {
+		l.blocks = append(l.blocks, make([]Event, firstBlock<<k))
 	}
-	l.blocks[l.n/logBlock][l.n%logBlock] = e
+	l.blocks[k][off] = e
 	l.n++
 }
 
 // at returns event i (0-based); i < l.n.
-func (l *eventLog) at(i int) Event { return l.blocks[i/logBlock][i%logBlock] }
+func (l *eventLog) at(i int) Event {
+	k, off := block(i)
+	return l.blocks[k][off]
+}

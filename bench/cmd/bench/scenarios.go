@@ -386,11 +386,7 @@ func (b *bench) openStreams(ctx context.Context, g *gateway, n int, openRate flo
 	row.StackPerStream = round((plateau["go_memstats_stack_inuse_bytes"]-base["go_memstats_stack_inuse_bytes"])/1024/float64(n), 2)
 	row.Goroutines = round((plateau["go_goroutines"]-base["go_goroutines"])/float64(n), 2)
 	if b.profile {
-		path := filepath.Join(b.outDir, "heap-open-"+strconv.Itoa(n)+".pprof")
-		if err := fetch(ctx, g.pprof+"/debug/pprof/heap", path); err != nil {
-			log.Printf("heap profile: %v", err)
-		}
-		path = filepath.Join(b.outDir, "goroutines-open-"+strconv.Itoa(n)+".txt")
+		path := filepath.Join(b.outDir, "goroutines-open-"+strconv.Itoa(n)+".txt")
 		if err := fetch(ctx, g.pprof+"/debug/pprof/goroutine?debug=1", path); err != nil {
 			log.Printf("goroutine profile: %v", err)
 		}
@@ -407,8 +403,13 @@ func (b *bench) openStreams(ctx context.Context, g *gateway, n int, openRate flo
 		row.CPUPerBeatUs = round(u.CPUCores*hold.Seconds()*1e6/float64(row.Heartbeats), 2)
 	}
 	row.Opened = int(opened.Load())
-	// After the hold, so the forced collection changes none of the figures above.
-	if err := fetch(ctx, g.pprof+"/debug/pprof/heap?gc=1", os.DevNull); err != nil {
+	// After the hold, so the forced collection changes none of the figures above. With
+	// -profile the heap profile it answers is kept: it shows what the open streams hold.
+	heapTo := os.DevNull
+	if b.profile {
+		heapTo = filepath.Join(b.outDir, "heap-open-"+strconv.Itoa(n)+".pprof")
+	}
+	if err := fetch(ctx, g.pprof+"/debug/pprof/heap?gc=1", heapTo); err != nil {
 		log.Printf("forced collection: %v", err)
 	} else {
 		live := g.scrape(ctx)
