@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -568,5 +569,61 @@ func BenchmarkComplete(b *testing.B) {
 		if err != nil || resp.TokensOutput != 200 {
 			b.Fatal(resp, err)
 		}
+	}
+}
+
+// TestRunWaitsInRunTo: while the model streams, a run's goroutine waits for the upstream's
+// next bytes directly in RunTo, not below the loop, the model call and the decoder, so its
+// stack can shrink to 4 KiB (thousands of runs wait like this at once; see RunTo).
+func TestRunWaitsInRunTo(t *testing.T) {
+	s := llmtest.New(t)
+	s.Script(llmtest.Reply{Text: "first", Hang: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	token := make(chan struct{}, 1)
+	done := make(chan agent.Outcome, 1)
+	go func() {
+		done <- agent.Run(ctx, &agent.Spec{RunID: "r1", Model: mustModel(t, s), ModelName: "m", Input: "hi", MaxToolCalls: 1},
+			func(ev stream.Event) {
+				if ev.Type == stream.TypeToken {
+					select {
+					case token <- struct{}{}:
+					default:
+					}
+				}
+			})
+	}()
+	<-token // the stream has begun and the upstream now holds it
+
+	// The run's goroutine, innermost frame first: find it by RunTo and check what is below.
+	var stack string
+	buf := make([]byte, 1<<20)
+	// The goroutine may not be back in Read yet: look again until it is (bounded).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "agent.RunTo(") && strings.Contains(g, "Read(") {
+				stack = g
+			}
+		}
+		if stack != "" {
+			break
+		}
+		runtime.Gosched()
+	}
+	if stack == "" {
+		t.Fatal("no goroutine reading the upstream from RunTo")
+	}
+	var ours []string
+	for line := range strings.SplitSeq(stack, "\n") {
+		if strings.HasPrefix(line, "github.com/agentgate/agentgate/agent.") {
+			ours = append(ours, line[len("github.com/agentgate/agentgate/agent."):strings.LastIndexByte(line, '(')])
+		}
+	}
+	if want := []string{"(*sseReader).fill", "(*modelStream).wait", "RunTo", "Run"}; fmt.Sprint(ours) != fmt.Sprint(want) {
+		t.Errorf("agent frames of the waiting run = %v, want %v\n%s", ours, want, stack)
+	}
+	cancel()
+	if o := <-done; o.Status != agent.StatusCancelled {
+		t.Errorf("status %q after cancel, want cancelled", o.Status)
 	}
 }
