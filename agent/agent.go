@@ -76,8 +76,8 @@ const DefaultToolResultLimit = 64 << 10
 // run ends — a *stream.Error cause (e.g. TIMEOUT, UNAVAILABLE) is reported as that error, any
 // other cause as cancelled.
 //
-// spec is copied: the caller may reuse it. It is a pointer so that the long-lived stack of a
-// run stays small while it waits on the model.
+// The run reads spec until it returns (it keeps no copy: an open stream's run holds as
+// little as it can); the caller must not change it meanwhile.
 func Run(ctx context.Context, spec *Spec, emit Emit) Outcome {
 	var o Outcome
 	RunTo(ctx, spec, emit, &o)
@@ -103,18 +103,23 @@ func RunTo(ctx context.Context, spec *Spec, emit Emit, out *Outcome) {
 //
 //go:noinline
 func newRun(spec *Spec, emit Emit) *run {
-	r := &run{spec: *spec, emit: emit, start: time.Now()}
-	if r.spec.ToolResultLimit <= 0 {
-		r.spec.ToolResultLimit = DefaultToolResultLimit
-	}
-	if r.spec.Format == nil {
-		r.spec.Format = &Format{Kind: OutputText}
+	r := &run{spec: spec, emit: emit, start: time.Now()}
+	if spec.ToolResultLimit <= 0 || spec.Format == nil {
+		// Defaults go into a copy: the caller's spec is only read.
+		cp := *spec
+		if cp.ToolResultLimit <= 0 {
+			cp.ToolResultLimit = DefaultToolResultLimit
+		}
+		if cp.Format == nil {
+			cp.Format = &Format{Kind: OutputText}
+		}
+		r.spec = &cp
 	}
 	return r
 }
 
 type run struct {
-	spec  Spec
+	spec  *Spec
 	emit  Emit
 	start time.Time
 

@@ -270,7 +270,7 @@ func completeOpenAIGo(ctx context.Context, chat *openai.ChatCompletionService, r
 	resp.Content = content.String()
 	resp.ToolCalls = calls.result()
 	if !usageSeen {
-		resp.TokensInput, resp.TokensOutput = estimateInputTokens(req), deltas
+		resp.TokensInput, resp.TokensOutput = estimateInputTokens(&req), deltas
 	}
 	return resp, s.Err()
 }

@@ -240,7 +240,7 @@ func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(de
 // (run.advance), so that it waits on the upstream in a shallow stack frame.
 type modelStream struct {
 	m       *openAIModel
-	req     Request
+	estIn   int64 // the prompt's estimated tokens, for a provider that reports none
 	onDelta func(delta string)
 	body    io.ReadCloser // nil when sending failed
 	chunks  chunkStream   // push mode
@@ -252,7 +252,7 @@ type modelStream struct {
 
 // open sends req and returns its stream; one whose request failed has already ended.
 func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta string)) *modelStream {
-	st := &modelStream{m: m, req: req, onDelta: onDelta}
+	st := &modelStream{m: m, estIn: estimateInputTokens(&req), onDelta: onDelta}
 	if ctx.Err() != nil {
 		st.err, st.ended = context.Cause(ctx), true
 		return st
@@ -290,12 +290,14 @@ func (st *modelStream) result(ctx context.Context) (Response, error) {
 	if st.body != nil {
 		st.body.Close()
 	}
-	return st.m.result(ctx, &st.req, &st.c, st.err)
+	return st.m.result(ctx, st.estIn, &st.c, st.err)
 }
 
 // completion is what one streamed completion has delivered so far.
 type completion struct {
-	resp      Response
+	finish    string // finish_reason
+	tokensIn  int64  // usage as reported
+	tokensOut int64
 	content   strings.Builder
 	calls     callAssembler
 	deltas    int64 // content and tool-argument deltas received
@@ -313,8 +315,8 @@ func (c *completion) feed(s *chunkStream, ck *chunk, onDelta func(delta string))
 			return err
 		}
 		if ck.usageValid {
-			c.resp.TokensInput = ck.usage.prompt
-			c.resp.TokensOutput = ck.usage.completion
+			c.tokensIn = ck.usage.prompt
+			c.tokensOut = ck.usage.completion
 			c.usageSeen = true
 		}
 		for i := range ck.choices {
@@ -335,19 +337,19 @@ func (c *completion) feed(s *chunkStream, ck *chunk, onDelta func(delta string))
 				}
 			}
 			if ch.finishReason != "" {
-				c.resp.FinishReason = ch.finishReason
+				c.finish = ch.finishReason
 			}
 		}
 	}
 }
 
 // result is Complete's answer once the stream ended with err (nil: it ended cleanly).
-func (m *openAIModel) result(ctx context.Context, req *Request, c *completion, err error) (Response, error) {
-	resp := c.resp
+func (m *openAIModel) result(ctx context.Context, estIn int64, c *completion, err error) (Response, error) {
+	resp := Response{FinishReason: c.finish, TokensInput: c.tokensIn, TokensOutput: c.tokensOut}
 	resp.Content = c.content.String()
 	resp.ToolCalls = c.calls.result()
 	if !c.usageSeen && (c.deltas > 0 || (err == nil && ctx.Err() == nil)) {
-		resp.TokensInput = estimateInputTokens(*req)
+		resp.TokensInput = estIn
 		resp.TokensOutput = c.deltas
 	}
 
@@ -448,7 +450,7 @@ func (m *openAIModel) safe(s string) string {
 
 // estimateInputTokens approximates a prompt's tokens (about 4 characters each, plus a few
 // per message) when the provider reported none.
-func estimateInputTokens(req Request) int64 {
+func estimateInputTokens(req *Request) int64 {
 	var chars, msgs int64
 	for _, msg := range req.Messages {
 		msgs++

@@ -710,7 +710,7 @@ func TestMCP_DisconnectCancelsTools(t *testing.T) {
 		// The gateway is still up: none of the run's goroutines (loop, tool workers, MCP
 		// calls) may remain.
 		toolstest.WaitFor(t, "the run's goroutines to end", func() bool {
-			return !goroutinesIn("agent.(*run)", "agent.Run(", "tools.(*Toolbox).Call", "server.(*runner).start")
+			return !goroutinesIn("agent.(*run)", "agent.RunTo(", "tools.(*Toolbox).Call", "server.(*runner).execute")
 		})
 	})
 	http.DefaultClient.CloseIdleConnections()

@@ -205,6 +205,7 @@ func (s *Server) buildSpec(ctx context.Context, e *db.Endpoint) (agent.Spec, boo
 	spec := agent.Spec{
 		Model: model, ModelName: e.LLMModel, SystemPrompt: e.SystemPrompt, MaxTokens: e.MaxTokens,
 		Temperature: e.Temperature, Format: format, MaxToolCalls: e.MaxToolCalls,
+		ToolResultLimit: agent.DefaultToolResultLimit,
 	}
 	spec.Cost = s.tokenCost(e)
 	if e.WorkspaceID != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,15 +69,42 @@ type frameWriter interface {
 }
 
 // frameBuffer collects the frames rendered by a frameWriter until the stream loop sends them,
-// so that events that arrive together leave in one write. Flush is a no-op.
-type frameBuffer struct{ b []byte }
+// so that events that arrive together leave in one write. Flush is a no-op. Its memory comes
+// from a pool and goes back once the frames are written (release): a stream that waits holds
+// none.
+type frameBuffer struct {
+	b    []byte
+	pool *[]byte // where b came from; nil when b is nil
+}
 
-func (f *frameBuffer) Write(p []byte) (int, error) { f.b = append(f.b, p...); return len(p), nil }
-func (f *frameBuffer) Flush() error                { return nil }
+func (f *frameBuffer) Write(p []byte) (int, error) {
+	if f.pool == nil {
+		f.pool = framePool.Get().(*[]byte)
+		f.b = (*f.pool)[:0]
+	}
+	f.b = append(f.b, p...)
+	return len(p), nil
+}
 
-// maxKeptFrames is the largest frame buffer a stream keeps between writes: a rare huge frame
-// must not pin its memory for the rest of a long stream.
-const maxKeptFrames = 16 << 10
+func (f *frameBuffer) Flush() error { return nil }
+
+// release returns the buffer to the pool, unless a rare huge frame made it big: that memory
+// is left to the collector.
+func (f *frameBuffer) release() {
+	if f.pool == nil {
+		return
+	}
+	if cap(f.b) <= maxPooledFrames {
+		*f.pool = f.b[:0]
+		framePool.Put(f.pool)
+	}
+	f.b, f.pool = nil, nil
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledFrames is the largest frame buffer that goes back to the pool.
+const maxPooledFrames = 16 << 10
 
 // streamLoop is the one loop of DESIGN rule 3, shared by every streaming response: it waits on
 // the server's shutdown, the run's events and the heartbeat tick, and on the hang-up watcher
@@ -195,11 +223,7 @@ func (l *streamLoop) CloseWithError(err error) error {
 
 // sent forgets frames that were written.
 func (l *streamLoop) sent() {
-	if cap(l.frames.b) > maxKeptFrames {
-		l.frames.b = nil
-	} else {
-		l.frames.b = l.frames.b[:0]
-	}
+	l.frames.release()
 	l.off = 0
 }
 
