@@ -257,7 +257,17 @@ func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta 
 		st.err, st.ended = context.Cause(ctx), true
 		return st
 	}
-	st.body, st.err = m.send(ctx, req)
+	// The request is sent from a goroutine of its own, which ends once the answer's headers
+	// are in: openai-go and net/http need a deep stack to send (8–16 KiB), and the run's
+	// goroutine, which then waits on the stream for as long as the model talks, would keep
+	// that stack until the collector has halved it (once per cycle) down to the 4 KiB its
+	// wait needs. This goroutine's stack goes back to the runtime at once.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.body, st.err = m.send(ctx, &req)
+	}()
+	<-done
 	if st.err != nil {
 		st.ended = true
 		return st
@@ -368,8 +378,8 @@ func (m *openAIModel) result(ctx context.Context, estIn int64, c *completion, er
 
 // send posts the streaming request and returns the response body to read (close it when
 // not nil).
-func (m *openAIModel) send(ctx context.Context, req Request) (io.ReadCloser, error) {
-	payload, err := requestBody(req)
+func (m *openAIModel) send(ctx context.Context, req *Request) (io.ReadCloser, error) {
+	payload, err := requestBody(*req)
 	if err != nil {
 		return nil, err
 	}
