@@ -143,11 +143,11 @@ func (r results) markdown() string {
 	}
 	if len(r.Open) > 0 {
 		section("3. Open streams: N concurrent slow streaming runs (SQLite, upstream over HTTPS/HTTP2)",
-			"N", "opened", "failed", "open time s", "RSS baseline → plateau MiB", "**RSS per stream KiB**", "Go heap per stream KiB", "live heap per stream KiB", "goroutine stacks per stream KiB", "goroutines per stream", "heartbeat", "heartbeats in hold", "hold CPU (cores)", "CPU per heartbeat µs", "all closed in s")
+			"N", "opened", "failed", "open time s", "RSS baseline → plateau MiB", "**RSS per stream KiB**", "Go heap per stream KiB", "live heap per stream KiB", "goroutine stacks per stream KiB", "goroutines per stream", "heartbeat", "heartbeats in hold", "hold CPU (cores)", "CPU per heartbeat µs", "bytes allocated per heartbeat", "all closed in s")
 		for _, o := range r.Open {
-			p("| %d | %d | %d%s | %.2f | %.1f → %.1f | **%.2f** | %.2f | %.2f | %.2f | %.2f | %s | %d in %.0f s | %.3f | %.2f | %.2f%s |\n", o.N, o.Opened, o.Failed, errNote(o.FirstError),
+			p("| %d | %d | %d%s | %.2f | %.1f → %.1f | **%.2f** | %.2f | %.2f | %.2f | %.2f | %s | %d in %.0f s | %.3f | %.2f | %.0f | %.2f%s |\n", o.N, o.Opened, o.Failed, errNote(o.FirstError),
 				o.OpenSeconds, o.BaselineMiB, o.PlateauMiB, o.PerStreamKiB, o.HeapPerStreamKB, o.LivePerStream, o.StackPerStream, o.Goroutines, o.Heartbeat,
-				o.Heartbeats, o.HoldSeconds, o.HoldCPUCores, o.CPUPerBeatUs, o.CloseSeconds, leftNote(o.LeftOpen))
+				o.Heartbeats, o.HoldSeconds, o.HoldCPUCores, o.CPUPerBeatUs, o.BytesPerBeat, o.CloseSeconds, leftNote(o.LeftOpen))
 		}
 		p("\n")
 	}

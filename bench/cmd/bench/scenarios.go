@@ -297,6 +297,7 @@ type openRow struct {
 	Heartbeats    int64   `json:"heartbeats_received"`
 	HoldCPUCores  float64 `json:"hold_cpu_cores"`
 	CPUPerBeatUs  float64 `json:"cpu_us_per_heartbeat"`
+	BytesPerBeat  float64 `json:"bytes_allocated_per_heartbeat"`
 	CloseSeconds  float64 `json:"close_seconds"`
 	LeftOpen      float64 `json:"streams_left_open"`
 }
@@ -397,10 +398,14 @@ func (b *bench) openStreams(ctx context.Context, g *gateway, n int, openRate flo
 	m := startMeter(g.p.pid())
 	time.Sleep(hold)
 	u := m.stop()
+	held := g.scrape(ctx)
 	row.HoldCPUCores = u.CPUCores
 	row.Heartbeats = beats.Load() - beats0
 	if row.Heartbeats > 0 {
 		row.CPUPerBeatUs = round(u.CPUCores*hold.Seconds()*1e6/float64(row.Heartbeats), 2)
+		// What the hold allocates decides how soon the heap grows to the collector's goal:
+		// an open stream that allocates nothing while it waits keeps the heap where it is.
+		row.BytesPerBeat = round((held["go_memstats_alloc_bytes_total"]-plateau["go_memstats_alloc_bytes_total"])/float64(row.Heartbeats), 1)
 	}
 	row.Opened = int(opened.Load())
 	// After the hold, so the forced collection changes none of the figures above. With
