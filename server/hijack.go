@@ -13,14 +13,15 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// A stream on an HTTP/1.1 TCP connection is written from a goroutine of its own on the
-// hijacked connection, not from fasthttp's connection goroutine: fasthttp's goroutine, its
-// request context (request and response headers) and its write buffer go back to their pools
-// as soon as the handler returns, and the stream's goroutine, which waits in the stream loop
-// with a shallow stack, keeps a 4 KiB stack where fasthttp's needed 8 KiB (bench/, scenario 3:
-// about 8 KiB less per open stream). The stream loop itself is the same (streamLoop.WriteTo);
-// only who calls it changes. When the stream has ended cleanly the connection goes back to
-// fasthttp (Server.ServeConn), so a keep-alive client reuses it as before.
+// A stream on an HTTP/1.1 TCP connection is written on the hijacked connection, not from
+// fasthttp's connection goroutine: fasthttp's goroutine, its request context (request and
+// response headers) and its write buffer go back to their pools as soon as the handler
+// returns. A synchronous run's stream is then evented (sse_evented.go: no goroutine while it
+// waits); any other stream gets a goroutine of its own, which waits in the stream loop with a
+// shallow stack and keeps 4 KiB where fasthttp's needed 8 KiB. The stream loop itself is the
+// same (streamLoop.WriteTo, or its steps); only who calls it changes. When the stream has
+// ended cleanly the connection goes back to fasthttp (Server.ServeConn), so a keep-alive
+// client reuses it as before.
 //
 // HEAD, HTTP/1.0 and connections that are not TCP (Fiber's app.Test) keep fasthttp's own body
 // writer (the loop as fasthttp.BodyWriterTo).

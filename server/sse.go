@@ -112,7 +112,8 @@ const maxPooledFrames = 16 << 10
 //
 // WriteTo writes the stream; each write is one HTTP chunk, sent at once. On HTTP/1.1 TCP
 // connections WriteTo runs on the stream's own goroutine on the hijacked connection
-// (hijack.go); otherwise (HEAD, HTTP/1.0, app.Test) the loop is fasthttp's body stream and
+// (hijack.go), or the loop runs in steps with no goroutine while it waits (sse_evented.go);
+// otherwise (HEAD, HTTP/1.0, app.Test) the loop is fasthttp's body stream and
 // fasthttp calls WriteTo on the connection's goroutine (no SetBodyStreamWriter goroutine, pipe
 // or copy buffer). Read serves any other consumer of the body with the same bytes.
 type streamLoop struct {
