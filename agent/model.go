@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,13 +263,23 @@ func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta 
 	// are in: openai-go and net/http need a deep stack to send (8–16 KiB), and the run's
 	// goroutine, which then waits on the stream for as long as the model talks, would keep
 	// that stack until the collector has halved it (once per cycle) down to the 4 KiB its
-	// wait needs. This goroutine's stack goes back to the runtime at once.
+	// wait needs. This goroutine's stack goes back to the runtime at once. A panic in it (a
+	// bug) goes on in the caller's goroutine, where the server's recovery sees it.
 	done := make(chan struct{})
+	var crash *sendPanic
 	go func() {
 		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				crash = &sendPanic{value: p, stack: debug.Stack()}
+			}
+		}()
 		st.body, st.err = m.send(ctx, &req)
 	}()
 	<-done
+	if crash != nil {
+		panic(crash)
+	}
 	if st.err != nil {
 		st.ended = true
 		return st
@@ -275,6 +287,17 @@ func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta 
 	st.chunks.sse.init(st.body)
 	st.chunks.sse.push = true
 	return st
+}
+
+// sendPanic is a panic raised while sending a request, carried over to the run's goroutine
+// with the stack where it happened.
+type sendPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *sendPanic) String() string {
+	return fmt.Sprintf("%v (sending the model request)\n%s", p.value, p.stack)
 }
 
 // step decodes the chunks that have arrived and reports whether the stream has ended (then

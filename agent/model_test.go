@@ -627,3 +627,26 @@ func TestRunWaitsInRunTo(t *testing.T) {
 		t.Errorf("status %q after cancel, want cancelled", o.Status)
 	}
 }
+
+// panicTransport panics on every request, like a bug below the SDK would.
+type panicTransport struct{}
+
+func (panicTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }
+
+// TestRunSendPanic: a panic while the request is sent (on a goroutine of its own) goes on in
+// the goroutine that called Run, where the server recovers it, instead of ending the process.
+func TestRunSendPanic(t *testing.T) {
+	ms := agent.NewModels(agent.DefaultProviders(), agent.ModelOptions{HTTPClient: &http.Client{Transport: panicTransport{}}})
+	m, err := ms.For(agent.ProviderCustom, "http://127.0.0.1:1/v1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		agent.Run(context.Background(), &agent.Spec{RunID: "r1", Model: m, ModelName: "m", Input: "hi", MaxToolCalls: 1}, func(stream.Event) {})
+	}()
+	if s := fmt.Sprint(got); !strings.Contains(s, "transport bug") || !strings.Contains(s, "sending the model request") {
+		t.Fatalf("recovered %q, want the transport's panic", s)
+	}
+}
