@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,6 +128,7 @@ type streamLoop struct {
 	gone      func()        // called once when the client is found gone; nil: nothing to do
 	src       eventSource
 	out       frameWriter
+	log       *slog.Logger // where a panic of the stream is reported (nil: slog's default)
 
 	frames   frameBuffer // rendered frames not yet written
 	off      int         // how much of frames Read has handed out
@@ -161,7 +165,7 @@ func (s *Server) serveStream(c *fiber.Ctx, src eventSource, out frameWriter, gon
 	// *fiber.Ctx is dead once this handler returns: copy what the writer needs now.
 	l := &streamLoop{
 		base: s.ctx, heartbeat: s.cfg.Heartbeat, conn: c.Context().Conn(), hangups: &s.hangups, streams: &s.openStreams,
-		gone: gone, src: src, out: out,
+		gone: gone, src: src, out: out, log: s.log,
 	}
 	if fctx := c.Context(); hijackable(fctx) {
 		s.hijackStream(fctx, l)
@@ -175,8 +179,8 @@ func (l *streamLoop) SupportsBodyWriteTo() bool { return true }
 
 // WriteTo writes the stream to w (fasthttp's chunk writer) until the terminal event, until the
 // client leaves, or until shutdown ends the stream.
-func (l *streamLoop) WriteTo(w io.Writer) (int64, error) {
-	var n int64
+func (l *streamLoop) WriteTo(w io.Writer) (n int64, err error) {
+	defer l.recoverCrash(&err)
 	for {
 		err := l.next()
 		if len(l.frames.b) > 0 {
@@ -220,6 +224,27 @@ func (l *streamLoop) CloseWithError(err error) error {
 	}
 	l.finish()
 	return nil
+}
+
+// errStreamCrashed ends a stream whose goroutine panicked.
+var errStreamCrashed = errors.New("stream crashed")
+
+// recoverCrash, deferred by the code that writes a stream on a goroutine of its own (or
+// fasthttp's), turns a panic there (a bug) into the end of that stream: logged with its
+// stack, *err set to errStreamCrashed, so the caller closes the connection as for a client
+// that left (a synchronous run is cancelled: nobody reads it any more). Without it one
+// stream's bug would end every run of the process.
+func (l *streamLoop) recoverCrash(err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	log := l.log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Error("stream panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+	*err = errStreamCrashed
 }
 
 // sent forgets frames that were written.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -124,6 +126,68 @@ func TestStreamBodyClientGone(t *testing.T) {
 		_ = l.CloseWithError(nil)
 		if gone.Load() != 1 {
 			t.Fatalf("gone called %d times, want 1", gone.Load())
+		}
+	})
+}
+
+// panicFrames renders like sseFrames but panics on the second token, like a bug would.
+type panicFrames struct {
+	sseFrames
+	tokens int
+}
+
+func (p *panicFrames) event(ev stream.Event) (bool, error) {
+	if ev.Type == stream.TypeToken {
+		if p.tokens++; p.tokens == 2 {
+			panic("render bug")
+		}
+	}
+	return p.sseFrames.event(ev)
+}
+
+// TestStreamPanicEndsOnlyThatStream: a panic while a stream is written, on its own goroutine
+// (WriteTo) or in an evented step, ends that stream as if its client had left (the run is
+// told, the stream's resources are released, the connection is closed) instead of the
+// process.
+func TestStreamPanicEndsOnlyThatStream(t *testing.T) {
+	t.Run("own goroutine", func(t *testing.T) {
+		l, gone := bodyLoop(t, 3)
+		l.out = &panicFrames{sseFrames: sseFrames{runID: "run_body", retry: 1500}}
+		l.log = slog.New(slog.DiscardHandler)
+		var out bytes.Buffer
+		_, err := l.WriteTo(&out)
+		if err != errStreamCrashed {
+			t.Fatalf("WriteTo: %v, want errStreamCrashed", err)
+		}
+		_ = l.CloseWithError(err)
+		if gone.Load() != 1 || l.streams.Load() != 0 || !l.src.(*hubEvents).sub.Ended() {
+			t.Fatalf("gone %d, open streams %d, subscription ended %v; want 1, 0, true",
+				gone.Load(), l.streams.Load(), l.src.(*hubEvents).sub.Ended())
+		}
+	})
+	t.Run("evented", func(t *testing.T) {
+		l, gone := bodyLoop(t, 3)
+		l.out = &panicFrames{sseFrames: sseFrames{runID: "run_body", retry: 1500}}
+		l.log = slog.New(slog.DiscardHandler)
+		client, conn := net.Pipe()
+		drained := make(chan struct{})
+		go func() { defer close(drained); _, _ = io.Copy(io.Discard, client) }()
+		l.conn, l.hangups, l.evented = conn, &hangups{}, true
+		l.w = &chunkWriter{conn: conn}
+		ended := make(chan error, 1)
+		l.onEnd = func(err error) {
+			_ = l.CloseWithError(err)
+			_ = conn.Close()
+			ended <- err
+		}
+		l.kick()
+		if err := <-ended; err != errStreamCrashed {
+			t.Fatalf("stream ended with %v, want errStreamCrashed", err)
+		}
+		<-drained // the connection was closed
+		if gone.Load() != 1 || l.streams.Load() != 0 || !l.src.(*hubEvents).sub.Ended() {
+			t.Fatalf("gone %d, open streams %d, subscription ended %v; want 1, 0, true",
+				gone.Load(), l.streams.Load(), l.src.(*hubEvents).sub.Ended())
 		}
 	})
 }

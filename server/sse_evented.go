@@ -68,7 +68,7 @@ func (l *streamLoop) kick() {
 func (l *streamLoop) step() {
 	for {
 		l.kicks.Store(kickRunning)
-		if end, err := l.pass(); end {
+		if end, err := l.passSafely(); end {
 			l.onEnd(err)
 			return
 		}
@@ -76,6 +76,17 @@ func (l *streamLoop) step() {
 			return
 		}
 	}
+}
+
+// passSafely is pass, with a panic in it ending the stream (recoverCrash).
+func (l *streamLoop) passSafely() (end bool, err error) {
+	defer func() {
+		if err == errStreamCrashed {
+			end = true
+		}
+	}()
+	defer l.recoverCrash(&err)
+	return l.pass()
 }
 
 // pass renders what is due now — the opening frame, the hub's events, a heartbeat, the cut at
