@@ -62,8 +62,8 @@ var (
 	errEventTooLarge = errors.New("stream event too large")
 	// errHasError is chunkDecoder.decode's report of a top-level "error" member.
 	errHasError = errors.New("chunk carries an error")
-	// errNeedInput: a reader in push mode has used up its buffer before the next event;
-	// its owner reads more (fill) and asks again. Nothing read so far is lost.
+	// errNeedInput: the reader has used up its buffer before the next event; its owner
+	// reads more (fill) and asks again. Nothing read so far is lost.
 	errNeedInput = errors.New("stream needs more input")
 )
 
@@ -81,16 +81,10 @@ type chunkStream struct {
 	dec chunkDecoder
 }
 
-// newChunkStream reads the chunks of body (pull mode).
-func newChunkStream(body io.Reader) *chunkStream {
-	s := &chunkStream{}
-	s.sse.init(body)
-	return s
-}
-
 // next decodes the next chunk into c (its slices are reused). It returns io.EOF at
 // "data: [DONE]" or a clean end of the body, *streamEventError for an upstream error
-// event, errInvalidChunk for data that is not a chunk, and read errors as they are.
+// event, errInvalidChunk for data that is not a chunk, errNeedInput when the SSE reader
+// must be filled first, and read errors as they are.
 func (s *chunkStream) next(c *chunk) error {
 	for {
 		typ, data, err := s.sse.next()
@@ -127,10 +121,10 @@ func (s *chunkStream) next(c *chunk) error {
 // an event not terminated by a blank line at the end of the body is dropped. Like
 // openai-go's decoder it ignores id and retry.
 //
-// In pull mode next reads from rd when it needs input. In push mode (push set) it never
-// reads: it returns errNeedInput, keeping the event and line it is in the middle of, and
-// its owner calls fill and then next again. A run uses push mode so that it waits for the
-// upstream in a shallow frame (see run.advance), not at the bottom of the decoder.
+// next never reads: when it needs input it returns errNeedInput, keeping the event and line
+// it is in the middle of, and its owner calls fill (which reads rd once) and then next
+// again. So a run waits for the upstream in a shallow frame (agent.RunTo), not at the bottom
+// of the decoder.
 type sseReader struct {
 	rd      io.Reader
 	buf     []byte // read buffer; buf[r:w] is unread
@@ -141,7 +135,6 @@ type sseReader struct {
 	own     []byte // data that could not stay in buf
 	typ     []byte // the current event's type
 	cr      bool   // the last line ended in CR: an LF right after it is part of that line end
-	push    bool   // push mode: errNeedInput instead of reading
 	hasData bool   // the current event has data (a blank line dispatches it)
 	inBuf   bool   // data is a slice of buf (copied to own before buf changes)
 	evOut   bool   // typ and data were returned: the next call starts a new event
@@ -252,10 +245,7 @@ func (s *sseReader) readLine() ([]byte, error) {
 		if s.err != nil {
 			return nil, s.err
 		}
-		if s.push {
-			return nil, errNeedInput
-		}
-		s.fill()
+		return nil, errNeedInput
 	}
 }
 
@@ -279,8 +269,8 @@ func lineEnd(b []byte) int {
 	return i
 }
 
-// fill reads once into the free end of buf (s.w < len(s.buf)); in push mode, call it after
-// next returned errNeedInput.
+// fill reads once into the free end of buf (s.w < len(s.buf)); call it when next returned
+// errNeedInput.
 func (s *sseReader) fill() {
 	s.keepData()
 	if s.r == s.w {

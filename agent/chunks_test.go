@@ -19,31 +19,35 @@ import (
 
 type sseEvent struct{ typ, data string }
 
-// readEvents reads every event of the body mk returns through an sseReader in pull mode,
-// then of a second such body in push mode, and fails t when the two disagree.
-func readEvents(t testing.TB, mk func() io.Reader) ([]sseEvent, error) {
-	t.Helper()
-	out, err := readEventsMode(mk(), false)
-	pout, perr := readEventsMode(mk(), true)
-	if fmt.Sprintf("%q", pout) != fmt.Sprintf("%q", out) || fmt.Sprint(perr) != fmt.Sprint(err) {
-		t.Errorf("push mode: %q, %v\npull mode: %q, %v", pout, perr, out, err)
+// nextEvent is sseReader.next, filling the reader whenever it asks for input (a run does
+// the same from agent.RunTo).
+func nextEvent(s *sseReader) (typ, data []byte, err error) {
+	for {
+		typ, data, err = s.next()
+		if err != errNeedInput {
+			return typ, data, err
+		}
+		s.fill()
 	}
-	return out, err
 }
 
-// readEventsMode reads every event of r through an sseReader; in push mode the caller
-// fills it when it asks for input.
-func readEventsMode(r io.Reader, push bool) ([]sseEvent, error) {
+// nextChunk is chunkStream.next, filling its reader whenever it asks for input.
+func nextChunk(s *chunkStream, c *chunk) error {
+	for {
+		if err := s.next(c); err != errNeedInput {
+			return err
+		}
+		s.sse.fill()
+	}
+}
+
+// readEvents reads every event of r through an sseReader.
+func readEvents(r io.Reader) ([]sseEvent, error) {
 	var s sseReader
 	s.init(r)
-	s.push = push
 	var out []sseEvent
 	for {
-		typ, data, err := s.next()
-		if push && err == errNeedInput {
-			s.fill()
-			continue
-		}
+		typ, data, err := nextEvent(&s)
 		if err != nil {
 			return out, err
 		}
@@ -194,18 +198,15 @@ func TestSSEReader(t *testing.T) {
 		for rname, reader := range readers {
 			t.Run(tt.name+"/"+rname, func(t *testing.T) {
 				t.Parallel()
-				mk := func() io.Reader {
-					r := reader(tt.body)
-					if tt.readErr != nil {
-						r = &failAfter{r: r, err: tt.readErr}
-					}
-					return r
+				r := reader(tt.body)
+				if tt.readErr != nil {
+					r = &failAfter{r: r, err: tt.readErr}
 				}
 				wantErr := tt.wantErr
 				if wantErr == nil {
 					wantErr = io.EOF
 				}
-				got, err := readEvents(t, mk)
+				got, err := readEvents(r)
 				if !errors.Is(err, wantErr) {
 					t.Errorf("err = %v, want %v", err, wantErr)
 				}
@@ -246,7 +247,7 @@ func FuzzSSEReader(f *testing.F) {
 		if dec.Err() != nil {
 			t.Skip(dec.Err())
 		}
-		got, err := readEvents(t, func() io.Reader { return iotest.HalfReader(bytes.NewReader(body)) })
+		got, err := readEvents(iotest.HalfReader(bytes.NewReader(body)))
 		if err != io.EOF {
 			t.Fatalf("err = %v", err)
 		}
@@ -280,7 +281,7 @@ func TestSSEReaderLimits(t *testing.T) {
 			var s sseReader
 			s.init(strings.NewReader(tt.body))
 			s.limit = limit
-			_, _, err := s.next()
+			_, _, err := nextEvent(&s)
 			if tt.ok && err != nil || !tt.ok && !errors.Is(err, errEventTooLarge) {
 				t.Errorf("err = %v", err)
 			}
@@ -326,12 +327,13 @@ func TestChunkStream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newChunkStream(strings.NewReader(tt.body))
+			var s chunkStream
+			s.sse.init(strings.NewReader(tt.body))
 			var c chunk
 			var contents []string
 			var err error
 			for {
-				if err = s.next(&c); err != nil {
+				if err = nextChunk(&s, &c); err != nil {
 					break
 				}
 				text := ""

@@ -245,7 +245,7 @@ type modelStream struct {
 	estIn   int64 // the prompt's estimated tokens, for a provider that reports none
 	onDelta func(delta string)
 	body    io.ReadCloser // nil when sending failed
-	chunks  chunkStream   // push mode
+	chunks  chunkStream   // filled by wait
 	ck      chunk         // the chunk being decoded (its slices are reused)
 	c       completion
 	ended   bool
@@ -285,7 +285,6 @@ func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta 
 		return st
 	}
 	st.chunks.sse.init(st.body)
-	st.chunks.sse.push = true
 	return st
 }
 

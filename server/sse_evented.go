@@ -68,7 +68,7 @@ func (l *streamLoop) kick() {
 func (l *streamLoop) step() {
 	for {
 		l.kicks.Store(kickRunning)
-		if end, err := l.passSafely(); end {
+		if end, err := l.passSafely(); end || err != nil {
 			l.onEnd(err)
 			return
 		}
@@ -78,13 +78,9 @@ func (l *streamLoop) step() {
 	}
 }
 
-// passSafely is pass, with a panic in it ending the stream (recoverCrash).
+// passSafely is pass, with a panic in it ending the stream (recoverCrash): end is reported
+// by end or by an error.
 func (l *streamLoop) passSafely() (end bool, err error) {
-	defer func() {
-		if err == errStreamCrashed {
-			end = true
-		}
-	}()
 	defer l.recoverCrash(&err)
 	return l.pass()
 }
