@@ -41,18 +41,65 @@ func newEndpointCache(store *db.Store, ttl time.Duration) *endpointCache {
 // bySlug returns a copy of the live endpoint with slug, from the cache when fresh; errors as
 // db.Store.EndpointBySlug.
 func (c *endpointCache) bySlug(ctx context.Context, slug string) (*db.Endpoint, error) {
+	e, _, err := c.get(ctx, slug)
+	return e, err
+}
+
+// forKey returns the live endpoint with slug and whether key opens it (always true for a
+// public endpoint; key is "" when the caller sent none). A key that does not match a cached
+// copy is checked once more against the database before it is refused: the copy may predate
+// a key regenerated on another instance, whose new key then works everywhere at once (an old
+// key is refused elsewhere when the change is announced, or within the TTL).
+func (c *endpointCache) forKey(ctx context.Context, slug, key string) (*db.Endpoint, bool, error) {
+	e, cached, err := c.get(ctx, slug)
+	if err != nil {
+		return nil, false, err
+	}
+	if e.AuthMode == "public" {
+		return e, true, nil
+	}
+	if key == "" {
+		return e, false, nil
+	}
+	if keyMatches(key, e.APIKeyHash) {
+		return e, true, nil
+	}
+	if !cached {
+		return e, false, nil
+	}
+	e, err = c.fetch(ctx, slug)
+	if err != nil {
+		return nil, false, err
+	}
+	return e, e.AuthMode == "public" || keyMatches(key, e.APIKeyHash), nil
+}
+
+// get is bySlug that also reports whether the endpoint came from the cache.
+func (c *endpointCache) get(ctx context.Context, slug string) (*db.Endpoint, bool, error) {
+	if c.ttl <= 0 {
+		e, err := c.load(ctx, slug)
+		return e, false, err
+	}
+	c.mu.RLock()
+	ce, ok := c.m[slug]
+	c.mu.RUnlock()
+	if ok && time.Now().Before(ce.expires) {
+		cp := *ce.e
+		return &cp, true, nil
+	}
+	e, err := c.fetch(ctx, slug)
+	return e, false, err
+}
+
+// fetch reads the endpoint from the database and keeps a copy, unless a write cleared the
+// cache meanwhile (the copy may then be stale).
+func (c *endpointCache) fetch(ctx context.Context, slug string) (*db.Endpoint, error) {
 	if c.ttl <= 0 {
 		return c.load(ctx, slug)
 	}
-	now := time.Now()
 	c.mu.RLock()
-	ce, ok := c.m[slug]
 	gen := c.gen
 	c.mu.RUnlock()
-	if ok && now.Before(ce.expires) {
-		cp := *ce.e
-		return &cp, nil
-	}
 	e, err := c.load(ctx, slug)
 	if err != nil {
 		return nil, err
@@ -67,7 +114,7 @@ func (c *endpointCache) bySlug(ctx context.Context, slug string) (*db.Endpoint, 
 		// which points into fasthttp's request buffer and changes with the connection's next
 		// request. (A key that changed under the map gave one endpoint's record to another
 		// slug: a 401 "invalid API key" for a valid key, once in a CI run.)
-		c.m[kept.Slug] = cachedEndpoint{e: &kept, expires: now.Add(c.ttl)}
+		c.m[kept.Slug] = cachedEndpoint{e: &kept, expires: time.Now().Add(c.ttl)}
 	}
 	c.mu.Unlock()
 	return e, nil

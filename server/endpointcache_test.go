@@ -118,3 +118,42 @@ func TestEndpointCache_KeyIsNotTheArgument(t *testing.T) {
 		t.Fatalf("second lookup: %d loads, endpoint %s; want 1 load (cached), endpoint %s", loads, got.ID, a.ID())
 	}
 }
+
+// TestEndpointCache_NewKeyAtOnce: a key regenerated elsewhere (here: written to the database
+// behind the cache's back, as another instance does) opens the endpoint at once: a key that
+// does not match the cached copy is checked against the database before it is refused. A wrong
+// key is still refused, and a key that matches the cached copy needs no database read.
+func TestEndpointCache_NewKeyAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sqlite")
+	ep := e.endpoint(map[string]any{"llm_provider": "demo"})
+	c := newEndpointCache(e.Store, time.Hour)
+	loads := 0
+	c.load = func(ctx context.Context, slug string) (*db.Endpoint, error) {
+		loads++
+		return e.Store.EndpointBySlug(ctx, slug)
+	}
+	check := func(key string, wantOK bool, wantLoads int) {
+		t.Helper()
+		got, ok, err := c.forKey(t.Context(), ep.Slug(), key)
+		if err != nil || ok != wantOK || got.ID != ep.ID() || loads != wantLoads {
+			t.Fatalf("forKey(%.8s…): ok %v err %v loads %d; want ok %v, %d loads", key, ok, err, loads, wantOK, wantLoads)
+		}
+	}
+	check(ep.APIKey, true, 1)
+	check(ep.APIKey, true, 1) // cached
+
+	stored, err := e.Store.Endpoint(t.Context(), e.User, ep.ID(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const newKey = "aek_0123456789abcdef0123456789abcdef"
+	stored.APIKeyHash = hashKey(newKey)
+	if err := e.Store.UpdateEndpoint(t.Context(), stored); err != nil {
+		t.Fatal(err)
+	}
+	check(newKey, true, 2)     // the cached copy has the old hash: read again, and kept
+	check(newKey, true, 2)     // cached now
+	check(ep.APIKey, false, 3) // the old key: cached copy says no, so does the database
+	check("", false, 3)        // no key: refused without a read
+}

@@ -87,6 +87,11 @@ func serveTest(tb testing.TB, cfg Config, store *db.Store) (*Server, string) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		<-served
+		// Nothing may outlive the gateway: a connection it kept serving would answer a later
+		// test's requests once that test's listener gets the same port.
+		if socks := openServerSockets(ln.Addr().(*net.TCPAddr).Port); len(socks) > 0 {
+			tb.Errorf("connections still open on the gateway's side after Shutdown: %v", socks)
+		}
 	})
 	return srv, "http://" + ln.Addr().String()
 }

@@ -111,7 +111,8 @@ func isFacadePath(path string) bool { return strings.HasPrefix(path, facadePrefi
 
 // facadeEndpoint resolves the model (an endpoint slug) and checks the caller's key against it.
 func (s *Server) facadeEndpoint(c *fiber.Ctx, model string) (*db.Endpoint, error) {
-	e, err := s.endpoints.bySlug(c.UserContext(), model)
+	key := facadeKey(c)
+	e, ok, err := s.endpoints.forKey(c.UserContext(), model, key)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, &facadeError{
 			err:   stream.Errorf(stream.CodeNotFound, "The model `%s` does not exist or you do not have access to it.", model),
@@ -121,14 +122,10 @@ func (s *Server) facadeEndpoint(c *fiber.Ctx, model string) (*db.Endpoint, error
 	if err != nil {
 		return nil, err
 	}
-	if e.AuthMode == "public" {
-		return e, nil
-	}
-	key := facadeKey(c)
-	if key == "" {
+	if !ok && key == "" {
 		return nil, errUnauthorized("You didn't provide an API key. Send the endpoint's key as Authorization: Bearer aek_…")
 	}
-	if !keyMatches(key, e.APIKeyHash) {
+	if !ok {
 		return nil, errUnauthorized("Incorrect API key provided.")
 	}
 	return e, nil
@@ -216,7 +213,11 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if err := s.limits.allowRun(c, e); err != nil {
 		return err
 	}
-	lr, sub, err := s.launchRun(c, e, "running", input, false)
+	mode := modeJSON
+	if req.Stream {
+		mode = modeStream
+	}
+	lr, sub, err := s.launchRun(c, e, "running", input, mode)
 	if err != nil {
 		return err
 	}
@@ -229,7 +230,7 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if req.Stream {
 		return s.chatStream(c, lr, sub, ch)
 	}
-	ans, rerr := s.awaitResult(lr, sub)
+	ans, rerr := s.awaitResult(lr)
 	if rerr != nil {
 		return writeOpenAIError(c, rerr, rerr)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -44,21 +45,21 @@ func negotiate(c *fiber.Ctx, e *db.Endpoint) runMode {
 
 // runEndpoint is POST /api/run/:slug.
 func (s *Server) runEndpoint(c *fiber.Ctx) error {
-	e, err := s.endpoints.bySlug(c.UserContext(), c.Params("slug"))
+	key := c.Get("X-API-Key")
+	if key == "" {
+		key, _ = bearer(c)
+	}
+	e, ok, err := s.endpoints.forKey(c.UserContext(), strings.Clone(c.Params("slug")), key)
 	if err != nil {
 		return notFoundAs(err, "endpoint")
 	}
-	if e.AuthMode != "public" {
-		key := c.Get("X-API-Key")
-		if key == "" {
-			key, _ = bearer(c)
-		}
-		if key == "" {
-			return errUnauthorized("missing API key: send Authorization: Bearer aek_… or X-API-Key")
-		}
-		if !keyMatches(key, e.APIKeyHash) {
-			return errUnauthorized("invalid API key")
-		}
+	if !ok && key == "" {
+		return errUnauthorized("missing API key: send Authorization: Bearer aek_… or X-API-Key")
+	}
+	if !ok {
+		s.log.Info("run refused: invalid API key", slog.String("endpoint_id", e.ID), slog.String("slug", e.Slug),
+			slog.String("request_id", requestID(c)))
+		return errUnauthorized("invalid API key")
 	}
 	if err := s.limits.allowRun(c, e); err != nil {
 		s.metrics.rejected(e.Slug, err)
@@ -87,7 +88,7 @@ func (s *Server) startRun(c *fiber.Ctx, e *db.Endpoint, status string) error {
 		return err
 	}
 	mode := negotiate(c, e)
-	lr, sub, err := s.launchRun(c, e, status, input, mode == modeAsync)
+	lr, sub, err := s.launchRun(c, e, status, input, mode)
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,6 @@ func (s *Server) startRun(c *fiber.Ctx, e *db.Endpoint, status string) error {
 	case modeStream:
 		return s.sse(c, lr.id, s.hubEvents(lr.id, sub), func() { lr.cancel(errClientGone) })
 	case modeAsync:
-		sub.Close()
 		// The record is in the database before the client learns the run id, so another
 		// replica can serve its status and events at once.
 		s.runner.rlog.sync(c.UserContext())
@@ -108,14 +108,15 @@ func (s *Server) startRun(c *fiber.Ctx, e *db.Endpoint, status string) error {
 			"status_url": "/api/runs/" + lr.id, "stream_token": tok,
 		})
 	}
-	return s.answerJSON(c, lr, sub)
+	return s.answerJSON(c, lr)
 }
 
 // launchRun resolves the endpoint into a run spec, creates the run record, prepares billing,
-// starts the run on the runner and sets X-Run-Id. The subscription follows the run's events
-// from the first one. Every way of running an endpoint (the run route, the test route, the
+// starts the run on the runner and sets X-Run-Id. A stream (mode modeStream) gets a
+// subscription that follows the run's events from the first one; the others get nil. Every way of running an endpoint (the run route, the test route, the
 // OpenAI facade) goes through here, so all are logged, billed and observed alike.
-func (s *Server) launchRun(c *fiber.Ctx, e *db.Endpoint, status, input string, async bool) (*liveRun, *stream.Subscription, error) {
+func (s *Server) launchRun(c *fiber.Ctx, e *db.Endpoint, status, input string, mode runMode) (*liveRun, *stream.Subscription, error) {
+	async := mode == modeAsync
 	if s.draining.Load() {
 		return nil, nil, stream.Errorf(stream.CodeUnavailable, "server shutting down")
 	}
@@ -135,15 +136,15 @@ func (s *Server) launchRun(c *fiber.Ctx, e *db.Endpoint, status, input string, a
 	}
 	lr, sub := s.runner.start(startReq{
 		rec: rec, spec: spec, timeout: time.Duration(e.TimeoutMs) * time.Millisecond, async: async,
-		settle: bill, onFinish: s.observeRun(e),
+		settle: bill, onFinish: s.observeRun(e), follow: mode == modeStream,
 	})
 	c.Set("X-Run-Id", lr.id)
 	return lr, sub, nil
 }
 
 // answerJSON waits for the run's terminal event and answers it as one JSON document.
-func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription) error {
-	ans, rerr := s.awaitResult(lr, sub)
+func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun) error {
+	ans, rerr := s.awaitResult(lr)
 	s.setOverhead(c, lr)
 	if rerr != nil {
 		return c.Status(statusOf(rerr.Code)).JSON(errorBody{Error: rerr})
@@ -151,36 +152,16 @@ func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun, sub *stream.Subscription)
 	return c.JSON(ans)
 }
 
-// awaitResult follows a run's events until its terminal one and returns the answer, or the
-// error (with the run id) that ended it. It closes sub.
-func (s *Server) awaitResult(lr *liveRun, sub *stream.Subscription) (stream.Answer, *stream.Error) {
+// awaitResult waits until the run has ended and returns its answer (the done event's payload),
+// or the error (with the run id) that ended it. It reads the terminal event once the run is
+// over instead of following every event: a JSON caller needs nothing else, and its goroutine
+// is woken once per run, not once per token.
+func (s *Server) awaitResult(lr *liveRun) (stream.Answer, *stream.Error) {
+	<-lr.ran // closed after the run's terminal event was published
 	var agg stream.Aggregator
-	last := int64(0)
-	for !agg.Done() {
-		<-sub.Ready() // the run ends with a terminal event, or the hub's Close ends sub
-		for !agg.Done() {
-			ev, ok := sub.Next()
-			if !ok {
-				break
-			}
-			last = ev.Seq
-			agg.Add(ev)
-		}
-		if agg.Done() || !sub.Ended() {
-			continue
-		}
-		if !sub.Dropped() {
-			break
-		}
-		// Fell behind (should not happen for one reader): pick up where we were.
-		next, found := s.runner.hub.Subscribe(lr.id, last)
-		if !found {
-			break
-		}
-		sub.Close()
-		sub = next
+	if last, ok := lr.topic.Last(); ok {
+		agg.Add(last)
 	}
-	sub.Close()
 	ans, rerr := agg.Result()
 	if rerr != nil {
 		rerr.RunID = lr.id

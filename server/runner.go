@@ -55,6 +55,8 @@ type startReq struct {
 	settle func(ctx context.Context, o agent.Outcome) int64
 	// onFinish observes the finished run (metrics). Optional.
 	onFinish func(rec *db.Run, o agent.Outcome)
+	// follow: start returns a subscription to the run's events (a stream); otherwise nil.
+	follow bool
 }
 
 func newRunner(base context.Context, store *db.Store, log *slog.Logger, retention, linger time.Duration) *runner {
@@ -70,7 +72,8 @@ func newRunner(base context.Context, store *db.Store, log *slog.Logger, retentio
 // errClientGone is the cause of a synchronous run whose caller went away.
 var errClientGone = stream.Errorf(stream.CodeUnavailable, "client disconnected")
 
-// start begins a run and returns it with a subscription to its events from the first one.
+// start begins a run and returns it, with a subscription to its events from the first one when
+// req.follow (nil otherwise).
 func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 	ctx, cancel := context.WithCancelCause(rn.base)
 	// The timeout cancels the run with a TIMEOUT cause. A timer, not a context.WithTimeout
@@ -78,9 +81,19 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 	timeout := stream.Errorf(stream.CodeTimeout, "run exceeded its timeout of %d ms", req.timeout.Milliseconds())
 	timer := time.AfterFunc(req.timeout, func() { cancel(timeout) })
 	lr := &liveRun{id: req.rec.ID, async: req.async, cancel: cancel, done: make(chan struct{}), ran: make(chan struct{})}
-	topic := rn.hub.Open(lr.id)
+	// Only an async run can be resumed once it has ended (from its stored log, or from the hub
+	// while it lingers); a synchronous run's events are for its caller, who reads them live.
+	var topic *stream.Topic
+	if req.async {
+		topic = rn.hub.Open(lr.id)
+	} else {
+		topic = rn.hub.OpenShort(lr.id)
+	}
 	lr.topic = topic
-	sub, _ := rn.hub.Subscribe(lr.id, 0)
+	var sub *stream.Subscription
+	if req.follow {
+		sub, _ = rn.hub.Subscribe(lr.id, 0)
+	}
 
 	if req.async {
 		// Stored for replay after this instance forgets the run; written in batches.
@@ -120,7 +133,6 @@ func (rn *runner) execute(ctx context.Context, lr *liveRun, req *startReq, timer
 func (rn *runner) ended(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
 	if p := recover(); p != nil {
 		rn.log.Error("run panicked", slog.String("run_id", lr.id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-		lr.topic.Close()
 		lr.outcome = agent.Outcome{Status: agent.StatusError, Err: stream.Errorf(stream.CodeInternal, "internal error")}
 	}
 	defer rn.wg.Done()
@@ -128,6 +140,7 @@ func (rn *runner) ended(ctx context.Context, lr *liveRun, req *startReq, timer *
 	defer lr.cancel(nil)
 	defer timer.Stop()
 	lr.modelTime = lr.outcome.ModelTime
+	lr.topic.Close() // the run's terminal event is published (an INTERNAL_ERROR if it had none)
 	close(lr.ran)
 	lr.batch.close()
 	rn.finish(ctx, lr, req, &lr.outcome)

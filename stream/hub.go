@@ -130,6 +130,20 @@ func (h *Hub) Subscribe(runID string, afterSeq int64) (*Subscription, bool) {
 	return s, true
 }
 
+// OpenShort is Open for a run whose events nobody needs once it has ended and its readers
+// have left (a synchronous run: its caller reads it live; only async runs are resumed later,
+// from their stored log). Such a topic leaves the hub as soon as its run has ended and its
+// last subscription is closed, instead of lingering, so a busy gateway does not keep every
+// recent run's events in memory. If a reader was dropped for falling behind (it may come back
+// for the rest), the topic lingers as usual.
+func (h *Hub) OpenShort(runID string) *Topic {
+	t := h.Open(runID)
+	t.mu.Lock()
+	t.short = true
+	t.mu.Unlock()
+	return t
+}
+
 // Live returns the number of topics whose run has not ended (for metrics).
 func (h *Hub) Live() int { return int(h.live.Load()) }
 
@@ -164,6 +178,11 @@ func (h *Hub) Close() {
 // remove forgets t once its linger time is over.
 func (h *Hub) remove(t *Topic) {
 	defer h.wg.Done()
+	h.forget(t)
+}
+
+// forget removes t from the hub (it stays readable by whoever holds it).
+func (h *Hub) forget(t *Topic) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.topics[t.runID] == t {
@@ -181,6 +200,8 @@ type Topic struct {
 	events   eventLog // event i has Seq i+1; append-only, events never modified
 	finished bool     // a terminal event was published
 	closed   bool     // the hub was closed
+	short    bool     // OpenShort: forgotten once ended and unread
+	sawDrop  bool     // a subscriber was dropped for falling behind
 	subs     map[*Subscription]struct{}
 	timer    *time.Timer // removes the finished topic after the linger time
 }
@@ -197,32 +218,60 @@ func (t *Topic) Publish(e Event) (Event, error) {
 	if _, err := e.payload(); err != nil {
 		return e, err
 	}
+	e, forget, err := t.publish(e)
+	if forget {
+		t.hub.forget(t)
+	}
+	return e, err
+}
+
+// publish is Publish under the topic's lock; forget: the topic must leave the hub now (a
+// short topic ended with no reader).
+func (t *Topic) publish(e Event) (_ Event, forget bool, _ error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
 	case t.closed:
-		return e, fmt.Errorf("%w: hub closed", ErrClosed)
+		return e, false, fmt.Errorf("%w: hub closed", ErrClosed)
 	case t.finished:
-		return e, fmt.Errorf("%w: run %s already ended", ErrClosed, t.runID)
+		return e, false, fmt.Errorf("%w: run %s already ended", ErrClosed, t.runID)
 	}
 	e.Seq = int64(t.events.n) + 1
 	t.events.add(e)
-	if e.Type.Terminal() {
+	terminal := e.Type.Terminal()
+	if terminal {
 		t.finished = true
 		t.hub.live.Add(-1)
-		t.hub.wg.Add(1) // under t.mu and !t.closed: ordered before Close's Wait
-		t.timer = time.AfterFunc(t.hub.linger, func() { t.hub.remove(t) })
 	}
 	for s := range t.subs {
 		if e.Seq-max(s.delivered.Load(), s.start) > t.hub.buffer {
 			s.dropped.Store(true)
+			t.sawDrop = true
 			s.stop()
 			delete(t.subs, s)
 			continue
 		}
 		s.poke()
 	}
-	return e, nil
+	if terminal {
+		if t.short && !t.sawDrop && len(t.subs) == 0 {
+			return e, true, nil
+		}
+		t.hub.wg.Add(1) // under t.mu and !t.closed: ordered before Close's Wait
+		t.timer = time.AfterFunc(t.hub.linger, func() { t.hub.remove(t) })
+	}
+	return e, false, nil
+}
+
+// Last returns the last published event (the terminal one once the run has ended); false
+// before the first.
+func (t *Topic) Last() (Event, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.events.n == 0 {
+		return Event{}, false
+	}
+	return t.events.at(t.events.n - 1), true
 }
 
 // Seq returns the sequence number of the last published event (0 before the first).
@@ -248,11 +297,20 @@ func (t *Topic) Close() {
 	}})
 }
 
-// unsubscribe forgets s.
+// unsubscribe forgets s. The last reader of a short topic whose run has ended takes it out of
+// the hub (its linger timer, the backstop for a reader that never closes, is stopped).
 func (t *Topic) unsubscribe(s *Subscription) {
 	t.mu.Lock()
 	delete(t.subs, s)
+	forget := t.short && t.finished && !t.closed && !t.sawDrop && len(t.subs) == 0 && t.timer != nil && t.timer.Stop()
+	if forget {
+		t.timer = nil
+	}
 	t.mu.Unlock()
+	if forget {
+		t.hub.wg.Done() // the stopped timer's share
+		t.hub.forget(t)
+	}
 }
 
 // Subscription is one reader of a run's events; see Hub.Subscribe.

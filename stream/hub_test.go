@@ -645,3 +645,60 @@ func BenchmarkHubPublish(b *testing.B) {
 		})
 	}
 }
+
+// TestHubShortTopic: a short topic (a synchronous run) leaves the hub the moment its run has
+// ended and its last reader has closed, with an hour's linger configured; a reader still
+// holding on gets the whole run, and Last is the terminal event. A reader that was dropped for
+// falling behind keeps it subscribable (it may come back for the rest).
+func TestHubShortTopic(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, stream.HubOptions{Linger: time.Hour, SubscriberBuffer: 4})
+	known := func(id string) bool {
+		s, ok := h.Subscribe(id, 0)
+		if ok {
+			s.Close()
+		}
+		return ok
+	}
+
+	t.Run("no reader", func(t *testing.T) {
+		topic := h.OpenShort("run_a")
+		publish(t, topic, runEvents("run_a", 3)...)
+		if known("run_a") {
+			t.Fatal("ended short topic with no reader is still in the hub")
+		}
+		if last, ok := topic.Last(); !ok || last.Type != stream.TypeDone || last.Seq != 3 {
+			t.Fatalf("Last() = %+v %v, want the done event, seq 3", last, ok)
+		}
+	})
+
+	t.Run("reader closes after the end", func(t *testing.T) {
+		topic := h.OpenShort("run_b")
+		s, _ := h.Subscribe("run_b", 0)
+		publish(t, topic, runEvents("run_b", 3)...)
+		checkSeqs(t, collectWith(eachPull)(t, s), 1, 3, 3)
+		if !known("run_b") {
+			t.Fatal("short topic left the hub while its reader was open")
+		}
+		s.Close()
+		if known("run_b") {
+			t.Fatal("short topic still in the hub after its last reader closed")
+		}
+	})
+
+	t.Run("dropped reader", func(t *testing.T) {
+		topic := h.OpenShort("run_c")
+		s, _ := h.Subscribe("run_c", 0)
+		publish(t, topic, runEvents("run_c", 10)...) // s reads nothing: dropped past 4
+		if !s.Dropped() {
+			t.Fatal("reader not dropped")
+		}
+		s.Close()
+		again, ok := h.Subscribe("run_c", 0)
+		if !ok {
+			t.Fatal("short topic with a dropped reader did not linger")
+		}
+		checkSeqs(t, collectWith(eachPull)(t, again), 1, 10, 10)
+		again.Close()
+	})
+}
