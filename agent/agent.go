@@ -34,6 +34,11 @@ type Spec struct {
 	Cost func(tokensIn, tokensOut int64) int64
 	// ToolResultLimit bounds a tool result sent to the model and kept in the log (bytes).
 	ToolResultLimit int
+	// SendHere sends model requests from the goroutine that runs the loop. By default each
+	// is sent from a short-lived goroutine of its own, so that a run waiting a long time on its
+	// model keeps a small stack (see openAIModel.open); a caller whose goroutine has a large
+	// stack anyway (an HTTP handler waiting for a JSON answer) saves that hand-over.
+	SendHere bool
 }
 
 // Emit receives the run's events in order, from the goroutine that called Run. It must not
@@ -159,7 +164,7 @@ type modelCall struct {
 
 // stepper is a Model whose stream the run reads in steps.
 type stepper interface {
-	open(ctx context.Context, req Request, onDelta func(delta string)) *modelStream
+	open(ctx context.Context, req Request, onDelta func(delta string), here bool) *modelStream
 }
 
 func (r *run) thinking(status, msg string, iteration int) {
@@ -328,7 +333,7 @@ func (r *run) startCall(ctx context.Context) {
 	}
 	c.start = time.Now()
 	if m, ok := r.spec.Model.(stepper); ok {
-		c.st = m.open(ctx, req, onDelta)
+		c.st = m.open(ctx, req, onDelta, r.spec.SendHere)
 		return
 	}
 	c.resp, c.err = r.spec.Model.Complete(ctx, req, onDelta)

@@ -230,7 +230,7 @@ var _ Model = (*openAIModel)(nil)
 // include_usage), the usage is estimated: input ≈ prompt characters / 4, output = content
 // and tool-argument deltas received (about one token each).
 func (m *openAIModel) Complete(ctx context.Context, req Request, onDelta func(delta string)) (Response, error) {
-	st := m.open(ctx, req, onDelta)
+	st := m.open(ctx, req, onDelta, false)
 	for !st.step() {
 		st.wait()
 	}
@@ -252,12 +252,17 @@ type modelStream struct {
 	err     error // why the stream ended; nil: cleanly
 }
 
-// open sends req and returns its stream; one whose request failed has already ended.
-func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta string)) *modelStream {
+// open sends req and returns its stream; one whose request failed has already ended. here:
+// send from this goroutine (see below).
+func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta string), here bool) *modelStream {
 	st := &modelStream{m: m, estIn: estimateInputTokens(&req), onDelta: onDelta}
 	if ctx.Err() != nil {
 		st.err, st.ended = context.Cause(ctx), true
 		return st
+	}
+	if here {
+		st.body, st.err = m.send(ctx, &req)
+		return st.opened()
 	}
 	// The request is sent from a goroutine of its own, which ends once the answer's headers
 	// are in: openai-go and net/http need a deep stack to send (8–16 KiB), and the run's
@@ -280,6 +285,11 @@ func (m *openAIModel) open(ctx context.Context, req Request, onDelta func(delta 
 	if crash != nil {
 		panic(crash)
 	}
+	return st.opened()
+}
+
+// opened readies st for reading once its request was sent (or ends it if that failed).
+func (st *modelStream) opened() *modelStream {
 	if st.err != nil {
 		st.ended = true
 		return st

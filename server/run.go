@@ -136,7 +136,7 @@ func (s *Server) launchRun(c *fiber.Ctx, e *db.Endpoint, status, input string, m
 	}
 	lr, sub := s.runner.start(startReq{
 		rec: rec, spec: spec, timeout: time.Duration(e.TimeoutMs) * time.Millisecond, async: async,
-		settle: bill, onFinish: s.observeRun(e), follow: mode == modeStream,
+		settle: bill, onFinish: s.observeRun(e), follow: mode == modeStream, here: mode == modeJSON,
 	})
 	c.Set("X-Run-Id", lr.id)
 	return lr, sub, nil
@@ -157,6 +157,9 @@ func (s *Server) answerJSON(c *fiber.Ctx, lr *liveRun) error {
 // over instead of following every event: a JSON caller needs nothing else, and its goroutine
 // is woken once per run, not once per token.
 func (s *Server) awaitResult(lr *liveRun) (stream.Answer, *stream.Error) {
+	if lr.runHere != nil {
+		lr.runHere()
+	}
 	<-lr.ran // closed after the run's terminal event was published
 	var agg stream.Aggregator
 	if last, ok := lr.topic.Last(); ok {

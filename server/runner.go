@@ -42,6 +42,9 @@ type liveRun struct {
 	outcome agent.Outcome
 	emit    agent.Emit    // publishes the run's events
 	batch   *eventBatcher // stores an async run's events; nil for a synchronous run
+	// runHere runs the loop on the caller's goroutine (startReq.here); nil when the run has a
+	// goroutine of its own.
+	runHere func()
 }
 
 // startReq is what the handler prepared for a run.
@@ -57,6 +60,8 @@ type startReq struct {
 	onFinish func(rec *db.Run, o agent.Outcome)
 	// follow: start returns a subscription to the run's events (a stream); otherwise nil.
 	follow bool
+	// here: the run's loop is left to the caller (liveRun.runHere), who waits for it anyway.
+	here bool
 }
 
 func newRunner(base context.Context, store *db.Store, log *slog.Logger, retention, linger time.Duration) *runner {
@@ -114,6 +119,10 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 	rn.wg.Add(1)
 	rn.rlog.save(req.rec)
 
+	if req.here {
+		lr.runHere = func() { rn.executeHere(ctx, lr, &req, timer) }
+		return lr, sub
+	}
 	go rn.execute(ctx, lr, &req, timer)
 	return lr, sub
 }
@@ -123,26 +132,46 @@ func (rn *runner) start(req startReq) (*liveRun, *stream.Subscription) {
 // stack then stays at 4 KiB (bench/README.md, "What an open stream is made of"). ended does
 // the rest, also after a panic.
 func (rn *runner) execute(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
-	defer rn.ended(ctx, lr, req, timer)
+	defer rn.ended(ctx, lr, req, timer, false)
+	agent.RunTo(ctx, &req.spec, lr.emit, &lr.outcome)
+}
+
+// executeHere runs the loop on the caller's goroutine (a JSON answer's handler, which waits
+// for it anyway: no goroutine to start and no hand-over to wait for) and returns once its
+// terminal event is out; recording and billing go on in a goroutine of their own, so the
+// answer does not wait for them.
+func (rn *runner) executeHere(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
+	defer rn.ended(ctx, lr, req, timer, true)
+	req.spec.SendHere = true
 	agent.RunTo(ctx, &req.spec, lr.emit, &lr.outcome)
 }
 
 // ended finishes a run whose loop returned, or panicked: a panic (a bug) is logged and ends
 // the stream with an INTERNAL_ERROR event and the run as an error, instead of taking the
-// gateway down. Then the run is recorded, billed and forgotten.
-func (rn *runner) ended(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
+// gateway down. Then the run is recorded, billed and forgotten (in a new goroutine when
+// later).
+func (rn *runner) ended(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer, later bool) {
 	if p := recover(); p != nil {
 		rn.log.Error("run panicked", slog.String("run_id", lr.id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 		lr.outcome = agent.Outcome{Status: agent.StatusError, Err: stream.Errorf(stream.CodeInternal, "internal error")}
 	}
-	defer rn.wg.Done()
-	defer close(lr.done)
-	defer lr.cancel(nil)
-	defer timer.Stop()
 	lr.modelTime = lr.outcome.ModelTime
 	lr.topic.Close() // the run's terminal event is published (an INTERNAL_ERROR if it had none)
 	close(lr.ran)
 	lr.batch.close()
+	if later {
+		go rn.forget(ctx, lr, req, timer)
+		return
+	}
+	rn.forget(ctx, lr, req, timer)
+}
+
+// forget records and bills a run whose loop is over, then lets it go.
+func (rn *runner) forget(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
+	defer rn.wg.Done()
+	defer close(lr.done)
+	defer lr.cancel(nil)
+	defer timer.Stop()
 	rn.finish(ctx, lr, req, &lr.outcome)
 }
 
