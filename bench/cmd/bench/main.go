@@ -48,6 +48,8 @@ type upstream struct {
 
 type bench struct {
 	openNs       string
+	rates        string // -rates
+	gwBin        string // -gateway-bin
 	quick        bool
 	tmp          string
 	bin          string
@@ -74,11 +76,13 @@ func main() {
 	profile := flag.Bool("profile", false, "save gateway CPU and heap profiles (pprof) into -out")
 	gwEnv := flag.String("gateway-env", "", "space-separated VAR=value pairs added to the gateway's environment, e.g. GOGC=400 (recorded in the results)")
 	openNs := flag.String("open", "", "comma-separated N for the open-streams scenario (default 1000,10000; full 1000,5000,10000)")
+	rates := flag.String("rates", "", "comma-separated runs/s for the overhead scenario (default 100,500,1000; full 100,250,500,1000,2000)")
+	gwBin := flag.String("gateway-bin", "", "an agentgate binary to measure instead of building this tree's (to compare two builds on the same machine)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{openNs: *openNs, quick: *quick, pgURL: *pg, profile: *profile, outDir: *out, gwClient: newClient(), directClient: newClient()}
+	b := &bench{openNs: *openNs, rates: *rates, gwBin: *gwBin, quick: *quick, pgURL: *pg, profile: *profile, outDir: *out, gwClient: newClient(), directClient: newClient()}
 	b.res.GatewayEnv = strings.Fields(*gwEnv)
 	for _, kv := range b.res.GatewayEnv {
 		if !strings.Contains(kv, "=") {
@@ -88,6 +92,19 @@ func main() {
 	if err := b.run(ctx, strings.Split(*dbs, ","), *only); err != nil {
 		log.Fatal("bench: ", err)
 	}
+}
+
+// parseFloats parses a comma-separated list of positive numbers.
+func parseFloats(list string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("want positive numbers, got %q", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func envOr(k, def string) string {
@@ -114,7 +131,14 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 	log.Printf("building agentgate and the upstream into %s", b.tmp)
 	b.bin = filepath.Join(b.tmp, "agentgate")
 	upBin := filepath.Join(b.tmp, "upstream")
-	for _, bld := range [][]string{{"-o", b.bin, "."}, {"-o", upBin, "./bench/cmd/upstream"}} {
+	builds := [][]string{{"-o", upBin, "./bench/cmd/upstream"}}
+	if b.gwBin != "" {
+		b.bin = b.gwBin
+		b.res.GatewayBin = b.gwBin
+	} else {
+		builds = append(builds, []string{"-o", b.bin, "."})
+	}
+	for _, bld := range builds {
 		cmd := exec.CommandContext(ctx, "go", append([]string{"build"}, bld...)...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -161,6 +185,11 @@ func (b *bench) run(ctx context.Context, dbs []string, only string) error {
 			rates := []float64{100, 500, 1000}
 			if !b.quick {
 				rates = []float64{100, 250, 500, 1000, 2000}
+			}
+			if b.rates != "" {
+				if rates, err = parseFloats(b.rates); err != nil {
+					return fmt.Errorf("-rates: %w", err)
+				}
 			}
 			for _, r := range rates {
 				var stopProf func()

@@ -21,7 +21,9 @@ type results struct {
 	Mode    string  `json:"mode"`
 	Machine machine `json:"machine"`
 	// GatewayEnv is what -gateway-env added to the gateway's environment (empty: defaults).
-	GatewayEnv []string      `json:"gateway_env,omitempty"`
+	GatewayEnv []string `json:"gateway_env,omitempty"`
+	// GatewayBin is the binary given with -gateway-bin (empty: built from this tree).
+	GatewayBin string        `json:"gateway_bin,omitempty"`
 	Overhead   []overheadRow `json:"overhead"`
 	Streaming  []streamRow   `json:"streaming"`
 	Open       []openRow     `json:"open_streams"`
@@ -114,6 +116,9 @@ func (r results) markdown() string {
 	p("- date: %s\n- commit: %s\n- machine: %s, %d cores, %d MiB, Linux %s, %s, open-files limit %d\n",
 		r.Date, r.Commit, r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMiB, r.Machine.Kernel, r.Machine.Go, r.Machine.FileLimit)
 	p("- load average when the bench started: %s (the machine is shared: other processes compete for its cores)\n", r.Machine.LoadAvg)
+	if r.GatewayBin != "" {
+		p("- gateway binary: %s (not built from this tree)\n", r.GatewayBin)
+	}
 	if len(r.GatewayEnv) > 0 {
 		p("- gateway environment changed from the defaults: %s\n", strings.Join(r.GatewayEnv, " "))
 	}
