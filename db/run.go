@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -294,6 +295,10 @@ func (s *Store) saveRunsOneByOne(ctx context.Context, runs []*Run) error {
 			if _, err := ts.ExecContext(ctx, appendRunArgs(args[:0], r)...); err != nil {
 				return fmt.Errorf("db: save run %s: %w", r.ID, err)
 			}
+			// SQLite runs in this process: a batch of a few hundred rows would hold one of
+			// the gateway's few Ps for milliseconds, and a request that arrives meanwhile
+			// waits for it (Go does not preempt for 10 ms). Let it run between rows.
+			runtime.Gosched()
 		}
 		return nil
 	})
