@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -129,7 +130,7 @@ func (r results) markdown() string {
 		section("1. Overhead: non-streaming runs, run logging on (gateway vs direct to the upstream, same run)",
 			"db", "rate/s", "gateway p50 / p90 / p99 / max", "direct p50 / p90 / p99 / max", "**added p50 / p99**", "overhead header p50 / p99", "runs/s", "errors", "CPU cores gateway / upstream / load gen", "**gateway CPU ms per run**", "gateway RSS MiB")
 		for _, o := range r.Overhead {
-			p("| %s | %.0f | %s | %s | **%.3f / %.3f** | %.3f / %.3f | %.0f | %d%s | %.2f / %.2f / %.2f | **%.3f** | %.0f |\n", o.DB, o.Rate, d4(o.Gateway), d4(o.Direct),
+			p("| %s | %.0f%s | %s | %s | **%.3f / %.3f** | %.3f / %.3f | %.0f | %d%s | %.2f / %.2f / %.2f | **%.3f** | %.0f |\n", o.DB, o.Rate, roundNote(o.Round), d4(o.Gateway), d4(o.Direct),
 				o.Added.P50, o.Added.P99, o.Header.P50, o.Header.P99, o.Throughput, o.Errors+o.DirectErrors, errNote(o.FirstError),
 				o.Gateway_.CPUCores, o.Upstream_.CPUCores, o.BenchCPU, o.CPUMsPerRun, o.Gateway_.RSSMiB)
 		}
@@ -139,8 +140,8 @@ func (r results) markdown() string {
 		section("2. Streaming: time to first token and gap between tokens (gateway vs direct, same run)",
 			"db", "streams/s", "upstream", "TTFT gateway p50 / p99", "TTFT direct p50 / p99", "**added TTFT p50 / p99**", "gap gateway p50 / p99", "gap direct p50 / p99", "added gap p50 / p99", "errors", "gateway CPU")
 		for _, s := range r.Streaming {
-			p("| %s | %.0f | %d words at %.0f tok/s | %.3f / %.3f | %.3f / %.3f | **%.3f / %.3f** | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %d%s | %.2f |\n",
-				s.DB, s.Rate, s.Words, s.TPS, s.GwTTFT.P50, s.GwTTFT.P99, s.DirectTTFT.P50, s.DirectTTFT.P99,
+			p("| %s | %.0f%s | %d words at %.0f tok/s | %.3f / %.3f | %.3f / %.3f | **%.3f / %.3f** | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %d%s | %.2f |\n",
+				s.DB, s.Rate, roundNote(s.Round), s.Words, s.TPS, s.GwTTFT.P50, s.GwTTFT.P99, s.DirectTTFT.P50, s.DirectTTFT.P99,
 				s.AddedTTFT.P50, s.AddedTTFT.P99, s.GwGap.P50, s.GwGap.P99, s.DirectGap.P50, s.DirectGap.P99,
 				s.AddedGap.P50, s.AddedGap.P99, s.Errors, errNote(s.FirstError), s.Gateway_.CPUCores)
 		}
@@ -190,14 +191,44 @@ func (r results) targets() []string {
 		}
 		return "MISSED"
 	}
+	// A repeated phase is judged on the median of its rounds; every round is listed.
+	type judged struct {
+		p99, header []float64
+		errors      int
+	}
+	var dbs []string
+	over, strm := map[string]*judged{}, map[string]*judged{}
+	get := func(m map[string]*judged, db string) *judged {
+		if m[db] == nil {
+			m[db] = &judged{}
+			if !slices.Contains(dbs, db) {
+				dbs = append(dbs, db)
+			}
+		}
+		return m[db]
+	}
 	for _, o := range r.Overhead {
-		if o.Rate == 1000 {
-			out = append(out, fmt.Sprintf("added p99 ≤ 1 ms at 1,000 runs/s with run logging on (%s): %s — measured %.3f ms (gateway's own time by header: p99 %.3f ms)",
-				o.DB, mark(o.Added.P99 <= 1 && o.Errors == 0), o.Added.P99, o.Header.P99))
+		if o.Rate == targetRate {
+			j := get(over, o.DB)
+			j.p99, j.header, j.errors = append(j.p99, o.Added.P99), append(j.header, o.Header.P99), j.errors+o.Errors
 		}
 	}
 	for _, s := range r.Streaming {
-		out = append(out, fmt.Sprintf("streaming TTFT overhead ≤ 1 ms p99 (%s): %s — measured %.3f ms", s.DB, mark(s.AddedTTFT.P99 <= 1 && s.Errors == 0), s.AddedTTFT.P99))
+		j := get(strm, s.DB)
+		j.p99, j.errors = append(j.p99, s.AddedTTFT.P99), j.errors+s.Errors
+	}
+	for _, db := range dbs {
+		if j := over[db]; j != nil {
+			m := median(j.p99)
+			out = append(out, fmt.Sprintf("added p99 ≤ 1 ms at 1,000 runs/s with run logging on (%s): %s — measured %.3f ms%s (gateway's own time by header: p99 %s ms)",
+				db, mark(m <= 1 && j.errors == 0), m, rounds(j.p99), joinMs(j.header)))
+		}
+	}
+	for _, db := range dbs {
+		if j := strm[db]; j != nil {
+			m := median(j.p99)
+			out = append(out, fmt.Sprintf("streaming TTFT overhead ≤ 1 ms p99 (%s): %s — measured %.3f ms%s", db, mark(m <= 1 && j.errors == 0), m, rounds(j.p99)))
+		}
 	}
 	for _, o := range r.Open {
 		if o.N == 10000 {
@@ -206,6 +237,40 @@ func (r results) targets() []string {
 		}
 	}
 	return out
+}
+
+// median of vs (vs not empty).
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// rounds names the values a median came from, when there were several.
+func rounds(vs []float64) string {
+	if len(vs) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(", the median of %d phases: %s ms", len(vs), joinMs(vs))
+}
+
+func joinMs(vs []float64) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = fmt.Sprintf("%.3f", v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// roundNote marks a repeated phase's round in a table's rate column.
+func roundNote(round int) string {
+	if round == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d)", round)
 }
 
 func d4(d dist) string { return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", d.P50, d.P90, d.P99, d.Max) }

@@ -22,10 +22,14 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
+// targetRate is the overhead scenario's rate that issue 8's target is about.
+const targetRate = 1000
+
 // overheadRow is scenario 1 at one rate.
 type overheadRow struct {
 	DB           string  `json:"db"`
 	Rate         float64 `json:"rate_per_s"`
+	Round        int     `json:"round,omitempty"` // which of the repeated phases (0: not repeated)
 	Seconds      float64 `json:"seconds"`
 	Gateway      dist    `json:"gateway"`
 	Direct       dist    `json:"direct"`
@@ -92,6 +96,7 @@ func (b *bench) overhead(ctx context.Context, g *gateway, rate float64, dur time
 type streamRow struct {
 	DB         string  `json:"db"`
 	Rate       float64 `json:"rate_per_s"`
+	Round      int     `json:"round,omitempty"` // which of the repeated phases (0: not repeated)
 	Seconds    float64 `json:"seconds"`
 	Words      int     `json:"answer_words"`
 	TPS        float64 `json:"upstream_tokens_per_s"`
