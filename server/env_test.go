@@ -30,6 +30,9 @@ type testEnv struct {
 	LLM   *llmtest.Server
 	Token string // JWT of the default user
 	User  string // id of the default user
+	// HTTP is this gateway's own client: its pooled connections never reach another test's
+	// gateway that was given the same port after this one closed.
+	HTTP *http.Client
 }
 
 // envOption changes the server config before start.
@@ -58,16 +61,22 @@ func startEnv(tb testing.TB, kind string, store *db.Store, opts ...envOption) *t
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, url := serveTest(tb, cfg, store)
-	e := &testEnv{tb: tb, kind: kind, Store: store, Srv: srv, URL: url, LLM: llm}
+	srv, url, client := serveTest(tb, cfg, store)
+	e := &testEnv{tb: tb, kind: kind, Store: store, Srv: srv, URL: url, LLM: llm, HTTP: client}
 	e.Token, e.User = e.register("owner@example.com")
 	return e
 }
 
 // serveTest starts a gateway with cfg over store on 127.0.0.1:0, shut down when the test
-// ends, and returns it with its base URL.
-func serveTest(tb testing.TB, cfg Config, store *db.Store) (*Server, string) {
+// ends, and returns it with its base URL and an HTTP client of its own. The tests of the
+// package share one process, so a closed gateway's port is soon another's: a client shared
+// by all of them (http.DefaultClient) pools connections by host:port, and one to a gateway
+// still draining would carry a later test's request there (a valid key refused: the slug
+// belongs to another database's endpoint).
+func serveTest(tb testing.TB, cfg Config, store *db.Store) (*Server, string, *http.Client) {
 	tb.Helper()
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	tb.Cleanup(client.CloseIdleConnections) // after the gateway's Shutdown below
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("AGENTGATE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -93,7 +102,7 @@ func serveTest(tb testing.TB, cfg Config, store *db.Store) (*Server, string) {
 			tb.Errorf("connections still open on the gateway's side after Shutdown: %v", socks)
 		}
 	})
-	return srv, "http://" + ln.Addr().String()
+	return srv, "http://" + ln.Addr().String(), client
 }
 
 // forKinds runs fn once per available database kind, as parallel subtests.
@@ -171,7 +180,7 @@ func (e *testEnv) do(method, path string, body any, headers ...string) response 
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.HTTP.Do(req)
 	if err != nil {
 		e.tb.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -248,7 +257,7 @@ func (e *testEnv) openStream(ctx context.Context, ep createdEndpoint, body strin
 	req.Header.Set("Authorization", "Bearer "+ep.APIKey)
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.HTTP.Do(req)
 	if err != nil {
 		e.tb.Fatal(err)
 	}

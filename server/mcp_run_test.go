@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"slices"
@@ -667,7 +666,6 @@ func TestMCP_DisconnectCancelsTools(t *testing.T) {
 			t.Fatalf("warm-up run: %d %s", r.Status, r.Body)
 		}
 	})
-	http.DefaultClient.CloseIdleConnections()
 	baseline := goleak.IgnoreCurrent()
 
 	t.Run("disconnect", func(t *testing.T) {
@@ -713,7 +711,6 @@ func TestMCP_DisconnectCancelsTools(t *testing.T) {
 			return !goroutinesIn("agent.(*run)", "agent.RunTo(", "tools.(*Toolbox).Call", "server.(*runner).execute")
 		})
 	})
-	http.DefaultClient.CloseIdleConnections()
 	// fasthttp's worker-pool cleaner notices a stopped server only after its 10 s sleep.
 	goleak.VerifyNone(t, baseline, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,31 +20,10 @@ import (
 
 // peerGateway starts a second gateway over e's store with e's config (model server, secrets,
 // limiter) as a replica behind a load balancer would be; opts apply on top. Its Token and User
-// are e's. (main's harness has the more general replica(store, opts...); this one predates it.)
+// are e's.
 func (e *testEnv) peerGateway(opts ...envOption) *testEnv {
 	e.tb.Helper()
-	cfg := e.Srv.cfg
-	for _, o := range opts {
-		o(&cfg)
-	}
-	srv, err := New(cfg, e.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(ln) }()
-	e.tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-served
-	})
-	return &testEnv{tb: e.tb, kind: e.kind, Store: e.Store, Srv: srv, URL: "http://" + ln.Addr().String(),
-		LLM: e.LLM, Token: e.Token, User: e.User}
+	return e.replica(e.Store, opts...)
 }
 
 // envRedis names the Redis the limiter tests use (the Makefile exports it).
@@ -213,7 +191,7 @@ func (e *testEnv) tryRun(ep createdEndpoint, body string) (response, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+ep.APIKey)
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.HTTP.Do(req)
 	if err != nil {
 		return response{}, err
 	}

@@ -150,7 +150,7 @@ func (e *testEnv) rawChat(ctx context.Context, key, body string, headers ...stri
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.HTTP.Do(req)
 	if err != nil {
 		e.tb.Fatal(err)
 	}

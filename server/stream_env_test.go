@@ -57,7 +57,7 @@ func (e *testEnv) events(ctx context.Context, ep createdEndpoint, runID string, 
 	if after >= 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.HTTP.Do(req)
 	if err != nil {
 		e.tb.Fatalf("events %s: %v", runID, err)
 	}
@@ -132,8 +132,8 @@ func (e *testEnv) replica(store *db.Store, opts ...envOption) *testEnv {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, url := serveTest(tb, cfg, store)
-	return &testEnv{tb: tb, kind: e.kind, Store: store, Srv: srv, URL: url, LLM: e.LLM, Token: e.Token, User: e.User}
+	srv, url, client := serveTest(tb, cfg, store)
+	return &testEnv{tb: tb, kind: e.kind, Store: store, Srv: srv, URL: url, LLM: e.LLM, Token: e.Token, User: e.User, HTTP: client}
 }
 
 // shutdown shuts e's server down now (the cleanup's Shutdown is then a no-op).
@@ -224,9 +224,6 @@ func newGet(ctx context.Context, url, key string, after int64) (*http.Request, e
 	}
 	return req, nil
 }
-
-// httpDo sends req with the default client (safe from any goroutine: no testing.TB).
-func httpDo(req *http.Request) (*http.Response, error) { return http.DefaultClient.Do(req) }
 
 // tailer parses a live stream in its own goroutine, so a test can wait for some events, act,
 // then read on.

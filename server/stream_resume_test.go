@@ -158,7 +158,7 @@ func cutAndResume(ctx context.Context, e *testEnv, ep createdEndpoint, rng *rand
 	req, _ := http.NewRequestWithContext(ctx, "POST", e.URL+"/api/run/"+ep.Slug()+"?async=true", strings.NewReader(body))
 	req.Header.Set("X-API-Key", ep.APIKey)
 	req.Header.Set("Content-Type", "application/json")
-	res, err := httpDo(req)
+	res, err := e.HTTP.Do(req)
 	if err != nil {
 		return "async run: " + err.Error()
 	}
@@ -175,7 +175,7 @@ func cutAndResume(ctx context.Context, e *testEnv, ep createdEndpoint, rng *rand
 		cycles.Add(1)
 		cctx, cancel := context.WithCancel(ctx)
 		req, _ := newGet(cctx, e.URL+a.EventsURL, ep.APIKey, last)
-		res, err := httpDo(req)
+		res, err := e.HTTP.Do(req)
 		if err != nil {
 			cancel()
 			return "events: " + err.Error()
@@ -243,7 +243,7 @@ func cutAndResume(ctx context.Context, e *testEnv, ep createdEndpoint, rng *rand
 // storedStream reads a finished run's whole stream (nil on failure).
 func storedStream(ctx context.Context, e *testEnv, ep createdEndpoint, runID string) []streamtest.Message {
 	req, _ := newGet(ctx, e.URL+"/api/runs/"+runID+"/events", ep.APIKey, 0)
-	res, err := httpDo(req)
+	res, err := e.HTTP.Do(req)
 	if err != nil {
 		return nil
 	}
