@@ -16,6 +16,7 @@ type runLog struct {
 	store     *db.Store
 	log       *slog.Logger
 	ch        chan logItem
+	urgent    chan struct{} // a reader waits (sync) or the log closes: stop lingering
 	done      chan struct{}
 	retention time.Duration
 	// observe, when set, is told each batch's size and write time (metrics). Set it before
@@ -48,7 +49,8 @@ const maxBatch = 512
 const linger = 10 * time.Millisecond
 
 func newRunLog(store *db.Store, log *slog.Logger, retention time.Duration) *runLog {
-	l := &runLog{store: store, log: log, ch: make(chan logItem, logQueue), done: make(chan struct{}), retention: retention}
+	l := &runLog{store: store, log: log, ch: make(chan logItem, logQueue), urgent: make(chan struct{}, 1),
+		done: make(chan struct{}), retention: retention}
 	l.lingerTimer = time.NewTimer(time.Hour)
 	l.lingerTimer.Stop()
 	go l.loop()
@@ -95,6 +97,7 @@ func (l *runLog) sync(ctx context.Context) {
 		return
 	}
 	l.mu.RUnlock()
+	l.poke()
 	select {
 	case <-b:
 	case <-ctx.Done():
@@ -109,6 +112,7 @@ func (l *runLog) close(ctx context.Context) {
 		close(l.ch)
 	}
 	l.mu.Unlock()
+	l.poke()
 	select {
 	case <-l.done:
 	case <-ctx.Done():
@@ -148,42 +152,38 @@ func (l *runLog) batch(first logItem) {
 			barriers = append(barriers, it.barrier)
 		}
 	}
-	add(first)
 	closed := false
-	n := 1
-	for ; n < maxBatch && !closed; n++ {
-		select {
-		case it, ok := <-l.ch:
-			if !ok {
-				closed = true
-				break
-			}
-			add(it)
-		default:
-			n = maxBatch
-		}
-	}
-	// Nobody waits on this batch: linger for more, so that a fast run's start and finish
-	// meet (and are written once) and transactions are fewer.
-	if len(barriers) == 0 && !closed && len(runs)+len(events) < maxBatch {
-		l.lingerTimer.Reset(linger)
-	wait:
-		for n := len(runs) + len(events); n < maxBatch; n++ {
+	// takeQueued adds what is queued now, without waiting, up to maxBatch items in all.
+	n := 0
+	takeQueued := func() {
+		for ; n < maxBatch && !closed; n++ {
 			select {
 			case it, ok := <-l.ch:
 				if !ok {
 					closed = true
-					break wait
+					return
 				}
 				add(it)
-				if it.barrier != nil {
-					break wait
-				}
-			case <-l.lingerTimer.C:
-				break wait
+			default:
+				return
 			}
 		}
-		l.lingerTimer.Stop()
+	}
+	add(first)
+	n++
+	takeQueued()
+	// Nobody waits on this batch: linger for more, so that a fast run's start and finish
+	// meet (and are written once) and transactions are fewer. The writer sleeps through the
+	// linger instead of waking for each record (two per run), and takes what came at its end;
+	// a reader that waits (sync) or the log's close cuts it short.
+	if len(barriers) == 0 && !closed && n < maxBatch {
+		l.lingerTimer.Reset(linger)
+		select {
+		case <-l.lingerTimer.C:
+		case <-l.urgent:
+			l.lingerTimer.Stop()
+		}
+		takeQueued()
 	}
 	// Events first: a finished run's record must not be visible before its replay log.
 	if len(events) > 0 {
@@ -202,6 +202,15 @@ func (l *runLog) batch(first logItem) {
 	if closed {
 		// Drain nothing more: the channel is closed and empty past this point.
 		return
+	}
+}
+
+// poke cuts the writer's linger short (a no-op when it is not lingering but for the next
+// linger, which then ends at once).
+func (l *runLog) poke() {
+	select {
+	case l.urgent <- struct{}{}:
+	default:
 	}
 }
 
