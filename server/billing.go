@@ -16,6 +16,8 @@ const microPerCent = 1_000_000
 // (INSUFFICIENT_FUNDS if it cannot); it returns the function that settles the run once it has
 // finished: the price and, unless the endpoint brings its own key, the token cost — once per
 // successful run, idempotent by run id. A failed run releases its hold and is not charged.
+// It returns nil when nothing can be charged or held (no price, and no token cost: an unpriced
+// model or the endpoint's own key): the run then has nothing to settle.
 func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok, test bool) (func(context.Context, agent.Outcome) int64, error) {
 	price := int64(e.PricePerRunCents) * microPerCent
 	if test {
@@ -34,6 +36,9 @@ func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok,
 				return nil, err
 			}
 		}
+	}
+	if price == 0 && hold == 0 && (byok || s.tokenCost(e)(1<<20, 1<<20) == 0) {
+		return nil, nil // nothing to charge whatever the outcome: no settlement
 	}
 	owner, runID := e.OwnerID, rec.ID
 	return func(ctx context.Context, o agent.Outcome) int64 {

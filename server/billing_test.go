@@ -153,6 +153,12 @@ func TestBilling_Runs(t *testing.T) {
 	// gpt-4o-mini lists at $0.15 / $0.60 per million tokens: 1M in + 100k out = 15¢ + 6¢.
 	const miniCost = 21 * uc
 	cases := []billCase{
+		{name: "postpaid: no price on an unpriced model: nothing to settle", mode: "postpaid",
+			fields: map[string]any{"llm_model": "house-model"}, reply: usage(5000, 5000),
+			status: 200, run: "success", cost: 0, charged: 0, balance: 0, ledger: nil},
+		{name: "prepaid: no price on an unpriced model: nothing held or charged", mode: "prepaid", deposit: 1,
+			fields: map[string]any{"llm_model": "house-model", "max_tokens": 1000}, reply: usage(5000, 5000),
+			status: 200, run: "success", cost: 0, charged: 0, balance: 1 * uc, ledger: []string{"deposit"}},
 		{name: "postpaid: price only on an unpriced model", mode: "postpaid",
 			fields: map[string]any{"llm_model": "house-model", "price_per_run_cents": 7}, reply: usage(5000, 5000),
 			status: 200, run: "success", cost: 0, charged: 7 * uc, balance: -7 * uc, ledger: []string{"charge"}},

@@ -138,8 +138,8 @@ func (rn *runner) execute(ctx context.Context, lr *liveRun, req *startReq, timer
 
 // executeHere runs the loop on the caller's goroutine (a JSON answer's handler, which waits
 // for it anyway: no goroutine to start and no hand-over to wait for) and returns once its
-// terminal event is out; recording and billing go on in a goroutine of their own, so the
-// answer does not wait for them.
+// terminal event is out; billing with a settlement to write goes on in a goroutine of its
+// own, so the answer does not wait for it.
 func (rn *runner) executeHere(ctx context.Context, lr *liveRun, req *startReq, timer *time.Timer) {
 	defer rn.ended(ctx, lr, req, timer, true)
 	req.spec.SendHere = true
@@ -159,8 +159,8 @@ func (rn *runner) ended(ctx context.Context, lr *liveRun, req *startReq, timer *
 	lr.topic.Close() // the run's terminal event is published (an INTERNAL_ERROR if it had none)
 	close(lr.ran)
 	lr.batch.close()
-	if later {
-		go rn.forget(ctx, lr, req, timer)
+	if later && req.settle != nil {
+		go rn.forget(ctx, lr, req, timer) // billing writes to the database: not before the answer
 		return
 	}
 	rn.forget(ctx, lr, req, timer)
