@@ -44,9 +44,13 @@ const logQueue = 8192
 // maxBatch bounds one write transaction.
 const maxBatch = 512
 
-// linger is how long the writer waits for more records before writing a batch that no reader
-// waits on (see sync). Records reach the database at most this much later.
-const linger = 10 * time.Millisecond
+// linger is how long the writer waits for more run records before writing a batch that no
+// reader waits on (see sync) and that holds no stored events (a follower on another replica
+// waits for those). Records reach the database at most this much later; readers on this
+// instance sync first. At 1,000 runs/s, 50 ms instead of 10 took the gateway's CPU per run
+// from 0.40–0.42 to 0.38–0.40 ms on both databases and its added p50 down by ≈ 0.03 ms (a
+// fifth of the transactions).
+const linger = 50 * time.Millisecond
 
 func newRunLog(store *db.Store, log *slog.Logger, retention time.Duration) *runLog {
 	l := &runLog{store: store, log: log, ch: make(chan logItem, logQueue), urgent: make(chan struct{}, 1),
@@ -64,10 +68,12 @@ func (l *runLog) save(r *db.Run) {
 	l.queue(logItem{run: &c})
 }
 
-// events queues stored events for writing.
+// events queues stored events for writing, without lingering: followers of the run on other
+// replicas read them from the database.
 func (l *runLog) events(evs []db.RunEvent) {
 	if len(evs) > 0 {
 		l.queue(logItem{events: evs})
+		l.poke()
 	}
 }
 
@@ -175,8 +181,8 @@ func (l *runLog) batch(first logItem) {
 	// Nobody waits on this batch: linger for more, so that a fast run's start and finish
 	// meet (and are written once) and transactions are fewer. The writer sleeps through the
 	// linger instead of waking for each record (two per run), and takes what came at its end;
-	// a reader that waits (sync) or the log's close cuts it short.
-	if len(barriers) == 0 && !closed && n < maxBatch {
+	// a reader that waits (sync), stored events or the log's close cut it short.
+	if len(barriers) == 0 && len(events) == 0 && !closed && n < maxBatch {
 		l.lingerTimer.Reset(linger)
 		select {
 		case <-l.lingerTimer.C:
