@@ -18,7 +18,8 @@ const microPerCent = 1_000_000
 // successful run, idempotent by run id. A failed run releases its hold and is not charged.
 // It returns nil when nothing can be charged or held (no price, and no token cost: an unpriced
 // model or the endpoint's own key): the run then has nothing to settle.
-func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok, test bool) (func(context.Context, agent.Outcome) int64, error) {
+// cost is the endpoint's token cost (the run spec's, from tokenCost).
+func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, cost func(in, out int64) int64, byok, test bool) (func(context.Context, agent.Outcome) int64, error) {
 	price := int64(e.PricePerRunCents) * microPerCent
 	if test {
 		price = 0 // the owner testing their own endpoint does not pay its price
@@ -29,7 +30,7 @@ func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok,
 		hold = price
 		if !byok {
 			// The model's max-tokens cost: max_tokens priced as input and as output.
-			hold += s.tokenCost(e)(int64(e.MaxTokens), int64(e.MaxTokens))
+			hold += cost(int64(e.MaxTokens), int64(e.MaxTokens))
 		}
 		if hold > 0 {
 			if err := s.store.Hold(ctx, e.OwnerID, rec.ID, hold); err != nil {
@@ -37,7 +38,7 @@ func (s *Server) billing(ctx context.Context, e *db.Endpoint, rec *db.Run, byok,
 			}
 		}
 	}
-	if price == 0 && hold == 0 && (byok || s.tokenCost(e)(1<<20, 1<<20) == 0) {
+	if price == 0 && hold == 0 && (byok || cost(1<<20, 1<<20) == 0) {
 		return nil, nil // nothing to charge whatever the outcome: no settlement
 	}
 	owner, runID := e.OwnerID, rec.ID

@@ -424,7 +424,7 @@ func TestBilling_ChargedOnce(t *testing.T) {
 						t.Fatal(err)
 					}
 					rec := &db.Run{ID: db.NewID("run_"), EndpointID: ep.ID, OwnerID: a.id}
-					bill, err := e.Srv.billing(ctx, ep, rec, false, false)
+					bill, err := e.Srv.billing(ctx, ep, rec, e.Srv.tokenCost(ep), false, false)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -130,7 +130,7 @@ func (s *Server) launchRun(c *fiber.Ctx, e *db.Endpoint, status, input string, m
 		Async: async, CreatedAt: time.Now().UTC(),
 	}
 	spec.RunID, spec.Input = rec.ID, input
-	bill, err := s.billing(ctx, e, rec, byok, status == "test")
+	bill, err := s.billing(ctx, e, rec, spec.Cost, byok, status == "test")
 	if err != nil {
 		return nil, nil, err
 	}

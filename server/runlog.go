@@ -158,6 +158,12 @@ func (l *runLog) batch(first logItem) {
 			barriers = append(barriers, it.barrier)
 		}
 	}
+	// A poke left by items that are already queued (taken below without lingering) must not
+	// cut the next batch's linger short.
+	select {
+	case <-l.urgent:
+	default:
+	}
 	closed := false
 	// takeQueued adds what is queued now, without waiting, up to maxBatch items in all.
 	n := 0
